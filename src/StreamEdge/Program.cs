@@ -1,1 +1,8 @@
-Console.WriteLine("x");
+using Pipeline.StreamEdge;
+
+var builder = WebApplication.CreateBuilder(args);
+builder.AddStreamEdge();
+
+var app = builder.Build();
+app.MapStreamEdge();
+app.Run();

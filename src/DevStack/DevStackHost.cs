@@ -1,0 +1,108 @@
+using Pipeline.Kafka.Embedded;
+using Pipeline.Kafka.Topics;
+using Pipeline.Processor;
+using Pipeline.StreamEdge;
+
+namespace Pipeline.DevStack;
+
+/// <summary>
+/// The whole pipeline in one process for development and tests: the embedded broker, then the processor and the
+/// edge exactly as they run in production (same registration code), wired to it by configuration only.
+/// </summary>
+public sealed class DevStackHost : IAsyncDisposable
+{
+    private readonly EmbeddedKafkaCluster _cluster;
+    private readonly string _stateDir;
+    private readonly bool _ownsStateDir;
+
+    private DevStackHost(EmbeddedKafkaCluster cluster, WebApplication app, string stateDir, bool ownsStateDir)
+    {
+        _cluster = cluster;
+        App = app;
+        _stateDir = stateDir;
+        _ownsStateDir = ownsStateDir;
+    }
+
+    public WebApplication App { get; }
+
+    public EmbeddedKafkaCluster Cluster => _cluster;
+
+    public string BootstrapServers => _cluster.BootstrapServers;
+
+    /// <summary>Starts the broker, provisions the topics, and builds (but does not start) the hosts.</summary>
+    public static async Task<DevStackHost> CreateAsync(DevStackSettings settings, string[] args, CancellationToken cancellationToken)
+    {
+        var ownsStateDir = settings.StateDir is null;
+        var stateDir = settings.StateDir ?? Path.Combine(Path.GetTempPath(), $"feed-pipeline-{Environment.ProcessId}-{Guid.NewGuid():N}");
+
+        var cluster = EmbeddedKafkaCluster.Start(new EmbeddedKafkaOptions { Port = settings.KafkaPort, DefaultPartitions = settings.Partitions });
+        try
+        {
+            var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+
+            // Defaults first, so that environment variables and command-line arguments still override them.
+            builder.Configuration.Sources.Insert(0, new Microsoft.Extensions.Configuration.Memory.MemoryConfigurationSource
+            {
+                InitialData = new Dictionary<string, string?>
+                {
+                    ["Logging:LogLevel:Default"] = "Information",
+                    ["Logging:LogLevel:Microsoft.AspNetCore"] = "Warning",
+                    ["Logging:LogLevel:Microsoft.Hosting.Lifetime"] = "Warning",
+                    ["Logging:LogLevel:Streamiz"] = "Warning",
+                },
+            });
+            builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+            {
+                ["Kafka:BootstrapServers"] = cluster.BootstrapServers,
+                ["Kestrel:Endpoints:Grpc:Url"] = $"http://127.0.0.1:{settings.GrpcPort}",
+                ["Kestrel:Endpoints:Grpc:Protocols"] = "Http2",
+                ["Kestrel:Endpoints:Web:Url"] = $"http://127.0.0.1:{settings.WebPort}",
+                ["Kestrel:Endpoints:Web:Protocols"] = "Http1",
+                ["Processor:StateDir"] = stateDir,
+                ["Processor:ProvisionTopics"] = "false",
+                ["Processor:TopicPartitions"] = settings.Partitions.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                ["Processor:ReplicationFactor"] = "1",
+            });
+            builder.Configuration.AddInMemoryCollection(settings.Overrides);
+
+            builder.AddStreamEdge();
+            builder.Services.AddFeedProcessor();
+            builder.Services.AddSingleton(settings);
+            if (settings.StatusInterval > TimeSpan.Zero)
+            {
+                builder.Services.AddHostedService<StatusReporter>();
+            }
+
+            if (settings.Demo)
+            {
+                builder.Services.AddHostedService<DemoTraffic>();
+            }
+
+            var app = builder.Build();
+            app.MapStreamEdge();
+
+            // The embedded broker has no CreateTopics API, so every topic, internal ones included, is created
+            // through the mock API before any client asks for it.
+            var topics = app.Services.GetRequiredService<FeedTopicPlan>().All();
+            var provisioner = new TopicProvisioner(cluster.BootstrapServers, cluster, app.Services.GetRequiredService<ILogger<TopicProvisioner>>());
+            await provisioner.EnsureAsync(topics, cancellationToken);
+
+            return new DevStackHost(cluster, app, stateDir, ownsStateDir);
+        }
+        catch
+        {
+            await cluster.DisposeAsync();
+            throw;
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await App.DisposeAsync();
+        await _cluster.DisposeAsync();
+        if (_ownsStateDir && Directory.Exists(_stateDir))
+        {
+            Directory.Delete(_stateDir, recursive: true);
+        }
+    }
+}

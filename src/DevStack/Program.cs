@@ -1,0 +1,45 @@
+using System.CommandLine;
+using Pipeline.DevStack;
+
+var demo = new Option<bool>("--demo") { Description = "Generate demo traffic: users follow each other and post; a few subscribe." };
+var users = new Option<int>("--demo-users") { Description = "Demo users.", DefaultValueFactory = _ => 200 };
+var rate = new Option<double>("--demo-rate") { Description = "Demo posts per second.", DefaultValueFactory = _ => 20 };
+var kafkaPort = new Option<int>("--kafka-port") { Description = "Port of the embedded Kafka broker.", DefaultValueFactory = _ => 9092 };
+var grpcPort = new Option<int>("--grpc-port") { Description = "Native gRPC (HTTP/2 cleartext) port.", DefaultValueFactory = _ => 5000 };
+var webPort = new Option<int>("--web-port") { Description = "HTTP/1.1 port: grpc-web, health.", DefaultValueFactory = _ => 5001 };
+var partitions = new Option<int>("--partitions") { Description = "Partitions per topic.", DefaultValueFactory = _ => 6 };
+
+var root = new RootCommand("Feed pipeline development stack: embedded Kafka, processor and edge in one process. Ctrl-C stops it.")
+{
+    demo, users, rate, kafkaPort, grpcPort, webPort, partitions,
+};
+root.TreatUnmatchedTokensAsErrors = false;
+root.SetAction(async (parse, cancellationToken) =>
+{
+    var settings = new DevStackSettings
+    {
+        Demo = parse.GetValue(demo),
+        DemoUsers = parse.GetValue(users),
+        DemoPostsPerSecond = parse.GetValue(rate),
+        KafkaPort = parse.GetValue(kafkaPort),
+        GrpcPort = parse.GetValue(grpcPort),
+        WebPort = parse.GetValue(webPort),
+        Partitions = parse.GetValue(partitions),
+    };
+
+    await using var stack = await DevStackHost.CreateAsync(settings, [.. parse.UnmatchedTokens], cancellationToken);
+    await stack.App.StartAsync(cancellationToken);
+    Console.WriteLine($"""
+
+        Feed pipeline is up.
+          Kafka (embedded)   {stack.BootstrapServers}        kcat -b {stack.BootstrapServers} -L
+          gRPC (HTTP/2)      http://127.0.0.1:{settings.GrpcPort}     feed.v1.FeedService, feed.v1.IngestService, reflection, grpc.health.v1
+          grpc-web, health   http://127.0.0.1:{settings.WebPort}     /healthz
+        {(settings.Demo ? "Demo traffic is on." : "Start with --demo to generate traffic.")} Press Ctrl-C to stop.
+
+        """);
+    await stack.App.WaitForShutdownAsync(cancellationToken);
+    return 0;
+});
+
+return await root.Parse(args).InvokeAsync();

@@ -1,0 +1,119 @@
+using System.Reflection;
+using Confluent.Kafka;
+using Microsoft.Extensions.Options;
+using Pipeline.Kafka.Topics;
+using Pipeline.Processor.Topology;
+using Streamiz.Kafka.Net;
+using Streamiz.Kafka.Net.SerDes;
+
+namespace Pipeline.Processor;
+
+/// <summary>Hosts the feed topology: provisions topics (if configured), then runs the Kafka Streams instance.</summary>
+public sealed partial class FeedProcessorService : BackgroundService
+{
+    private readonly ProcessorOptions _options;
+    private readonly ClientConfig _clientConfig;
+    private readonly FeedTopicPlan _topics;
+    private readonly ProcessorMetrics _metrics;
+    private readonly ILoggerFactory _loggerFactory;
+    private readonly ILogger<FeedProcessorService> _logger;
+    private KafkaStream? _stream;
+
+    public FeedProcessorService(
+        IOptions<ProcessorOptions> options,
+        IOptions<ClientConfig> clientConfig,
+        FeedTopicPlan topics,
+        ProcessorMetrics metrics,
+        ILoggerFactory loggerFactory)
+    {
+        _options = options.Value;
+        _clientConfig = clientConfig.Value;
+        _topics = topics;
+        _metrics = metrics;
+        _loggerFactory = loggerFactory;
+        _logger = loggerFactory.CreateLogger<FeedProcessorService>();
+    }
+
+    /// <summary>RUNNING once the stream threads hold their partitions and restored their stores.</summary>
+    public KafkaStream.State State { get; private set; } = KafkaStream.State.CREATED;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (_options.ProvisionTopics)
+        {
+            var provisioner = new TopicProvisioner(_clientConfig.BootstrapServers, null, _loggerFactory.CreateLogger<TopicProvisioner>());
+            await provisioner.EnsureAsync(_topics.All(), stoppingToken);
+        }
+
+        var topology = FeedTopology.Build(_options, _metrics);
+        _stream = new KafkaStream(topology, StreamConfigFor(_options, _clientConfig, _loggerFactory));
+        _stream.StateChanged += (previous, current) =>
+        {
+            State = current;
+            LogStateChanged(_logger, previous, current);
+        };
+        LogStarting(_logger, _options.ApplicationId, _clientConfig.BootstrapServers, _options.Guarantee, _options.StateDir);
+        await _stream.StartAsync(stoppingToken);
+    }
+
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken);
+
+        // Dispose closes the stream threads: commits, flushes the producer and leaves the group cleanly.
+        _stream?.Dispose();
+    }
+
+    /// <summary>Streamiz configuration: the shared Kafka client settings plus the processing settings.</summary>
+    public static StreamConfig<StringSerDes, ByteArraySerDes> StreamConfigFor(ProcessorOptions options, ClientConfig client, ILoggerFactory loggerFactory)
+    {
+        var config = new StreamConfig<StringSerDes, ByteArraySerDes>
+        {
+            ApplicationId = options.ApplicationId,
+            StateDir = options.StateDir,
+            Guarantee = options.Guarantee == DeliveryGuarantee.ExactlyOnce ? ProcessingGuarantee.EXACTLY_ONCE : ProcessingGuarantee.AT_LEAST_ONCE,
+            NumStreamThreads = options.StreamThreads,
+            // After Guarantee: setting EXACTLY_ONCE resets the commit interval to its own default.
+            CommitIntervalMs = options.CommitIntervalMs,
+
+            // A new application reads its inputs from the beginning, as Kafka Streams does.
+            AutoOffsetReset = AutoOffsetReset.Earliest,
+            ReplicationFactor = options.ReplicationFactor,
+            Logger = loggerFactory,
+        };
+
+        CopyClientSettings(client, config);
+
+        // Java's default partitioner, so input produced by any Kafka client lands where Streamiz expects it.
+        config.Partitioner = Partitioner.Murmur2Random;
+        return config;
+    }
+
+    /// <summary>
+    /// Streamiz re-declares Confluent's typed client settings (security, SASL, timeouts...) as properties of the
+    /// same names and types; copying them by property keeps one "Kafka" section for every client.
+    /// </summary>
+    private static void CopyClientSettings(ClientConfig client, StreamConfig target)
+    {
+        foreach (var source in ClientSettings)
+        {
+            var value = source.GetValue(client);
+            var destination = typeof(StreamConfig).GetProperty(source.Name, BindingFlags.Public | BindingFlags.Instance);
+            if (value is not null && destination is { CanWrite: true } && destination.PropertyType == source.PropertyType)
+            {
+                destination.SetValue(target, value);
+            }
+        }
+    }
+
+    private static readonly PropertyInfo[] ClientSettings = typeof(ClientConfig)
+        .GetProperties(BindingFlags.Public | BindingFlags.Instance | BindingFlags.DeclaredOnly)
+        .Where(p => p.CanRead && p.GetIndexParameters().Length == 0)
+        .ToArray();
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Starting feed processor {ApplicationId} on {BootstrapServers} ({Guarantee}, state in {StateDir})")]
+    private static partial void LogStarting(ILogger logger, string applicationId, string bootstrapServers, DeliveryGuarantee guarantee, string stateDir);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Feed processor state {Previous} -> {Current}")]
+    private static partial void LogStateChanged(ILogger logger, KafkaStream.State previous, KafkaStream.State current);
+}

@@ -1,0 +1,45 @@
+using System.Diagnostics.Metrics;
+
+namespace Pipeline.Processor;
+
+/// <summary>
+/// The processor's instruments (meter "Pipeline.Processor"). The topology bumps plain interlocked fields on the
+/// stream thread; observable instruments publish them, so the hot path costs one atomic add per record.
+/// </summary>
+public sealed class ProcessorMetrics : IDisposable
+{
+    public const string MeterName = "Pipeline.Processor";
+
+    private readonly Meter _meter;
+    private long _postsIn;
+    private long _followsIn;
+    private long _feedUpdatesOut;
+    private long _deadLetters;
+
+    public ProcessorMetrics(IMeterFactory? meterFactory = null)
+    {
+        _meter = meterFactory?.Create(MeterName) ?? new Meter(MeterName);
+        _meter.CreateObservableCounter("feed.processor.posts_in", () => PostsIn, "{record}", "social.posts records processed");
+        _meter.CreateObservableCounter("feed.processor.follows_in", () => FollowsIn, "{record}", "social.follows records processed");
+        _meter.CreateObservableCounter("feed.processor.feed_updates_out", () => FeedUpdatesOut, "{record}", "feed.updates records emitted");
+        _meter.CreateObservableCounter("feed.processor.dead_letters", () => DeadLetters, "{record}", "Input records sent to pipeline.dead-letters");
+    }
+
+    public long PostsIn => Volatile.Read(ref _postsIn);
+
+    public long FollowsIn => Volatile.Read(ref _followsIn);
+
+    public long FeedUpdatesOut => Volatile.Read(ref _feedUpdatesOut);
+
+    public long DeadLetters => Volatile.Read(ref _deadLetters);
+
+    public void PostProcessed() => Interlocked.Increment(ref _postsIn);
+
+    public void FollowProcessed() => Interlocked.Increment(ref _followsIn);
+
+    public void FeedUpdatesEmitted(int count) => Interlocked.Add(ref _feedUpdatesOut, count);
+
+    public void DeadLettered() => Interlocked.Increment(ref _deadLetters);
+
+    public void Dispose() => _meter.Dispose();
+}

@@ -1,0 +1,53 @@
+using System.ComponentModel.DataAnnotations;
+using Pipeline.Kafka.Contracts;
+
+namespace Pipeline.Processor;
+
+public enum DeliveryGuarantee
+{
+    /// <summary>Transactions: each input record's output and state changes commit together, exactly once.</summary>
+    ExactlyOnce,
+
+    /// <summary>No transactions: lower latency, but a crash can re-emit updates produced since the last commit.</summary>
+    AtLeastOnce,
+}
+
+/// <summary>The "Processor" configuration section.</summary>
+public sealed class ProcessorOptions
+{
+    public const string SectionName = "Processor";
+
+    /// <summary>Kafka Streams application id: the consumer group and the prefix of internal topics.</summary>
+    [Required]
+    [RegularExpression("^[A-Za-z0-9._-]{1,200}$", ErrorMessage = "Processor:ApplicationId may contain only letters, digits, '.', '_' and '-'.")]
+    public string ApplicationId { get; set; } = "feed-processor";
+
+    /// <summary>Where RocksDB stores live. Losing it is safe (stores restore from changelogs) but slow.</summary>
+    [Required]
+    public string StateDir { get; set; } = "./state";
+
+    public DeliveryGuarantee Guarantee { get; set; } = DeliveryGuarantee.ExactlyOnce;
+
+    [Range(1, 64)]
+    public int StreamThreads { get; set; } = 1;
+
+    /// <summary>How often offsets (and, exactly-once, transactions) commit. Bounds end-to-end latency in exactly-once mode.</summary>
+    [Range(10, 60_000)]
+    public int CommitIntervalMs { get; set; } = 100;
+
+    /// <summary>Largest post body accepted, in UTF-8 bytes; larger posts go to the dead-letter topic.</summary>
+    [Range(1, 1 << 20)]
+    public int MaxPostBodyBytes { get; set; } = FeedContract.DefaultMaxPostBodyBytes;
+
+    /// <summary>Create missing topics at start (AdminClient). Turn off where topics are managed elsewhere.</summary>
+    public bool ProvisionTopics { get; set; } = true;
+
+    [Range(1, 10_000)]
+    public int TopicPartitions { get; set; } = 12;
+
+    [Range(1, 10)]
+    public short ReplicationFactor { get; set; } = 3;
+
+    /// <summary>How long feed.updates keeps records; bounds how far back a subscriber cursor can resume.</summary>
+    public TimeSpan FeedUpdatesRetention { get; set; } = TimeSpan.FromDays(7);
+}

@@ -1,0 +1,69 @@
+using Feed.V1;
+using Pipeline.Kafka;
+using Streamiz.Kafka.Net;
+using Streamiz.Kafka.Net.Processors.Public;
+using Streamiz.Kafka.Net.SerDes;
+using Streamiz.Kafka.Net.State;
+using Streamiz.Kafka.Net.Stream;
+using StreamizTopology = Streamiz.Kafka.Net.Stream.Topology;
+
+namespace Pipeline.Processor.Topology;
+
+/// <summary>
+/// The feed topology as a pure function of its options:
+/// <code>
+/// social.follows ─► gate ─┬─► dead letters
+///                         └─► re-key by followee ─► repartition ─┐
+/// social.posts   ─► gate ─┬─► dead letters                        ├─► fan-out [follower-index] ─► feed.updates
+///                         └─► key by author ─────────────────────┘
+/// </code>
+/// </summary>
+public static class FeedTopology
+{
+    /// <summary>Name of the follows-by-followee repartition step; the topic is "{applicationId}-{name}-repartition".</summary>
+    public const string FollowsByFollowee = "follows-by-followee";
+
+    public static StreamizTopology Build(ProcessorOptions options, ProcessorMetrics metrics)
+    {
+        var builder = new StreamBuilder();
+        var strings = new StringSerDes();
+        var maxBodyBytes = options.MaxPostBodyBytes;
+
+        builder.AddStateStore(Stores.KeyValueStoreBuilder(Stores.PersistentKeyValueStore(StoreNames.FollowerIndex), strings, new Int64SerDes()));
+
+        var follows = Admit(builder, FeedTopics.Follows, InputContract.AdmitFollow, metrics, "follows")
+            .MapValues((admitted, _) => admitted.Follow!)
+            .SelectKey((_, follow, _) => follow.FolloweeId)
+            .Repartition(Repartitioned<string, FollowEvent>.As(FollowsByFollowee)
+                .WithKeySerdes(strings)
+                .WithValueSerdes(new ProtobufSerDes<FollowEvent>()))
+            .MapValues((follow, _) => AuthorEvent.Of(follow));
+
+        // Posts arrive keyed by author and stay in their partition: social.posts and the repartition topic have
+        // the same partition count and partitioner, so an author's posts and followers meet in one task.
+        var posts = Admit(builder, FeedTopics.Posts, (key, value) => InputContract.AdmitPost(key, value, maxBodyBytes), metrics, "posts")
+            .SelectKey((_, admitted, _) => admitted.Post!.AuthorId);
+
+        follows.Merge(posts)
+            .Transform(
+                TransformerBuilder.New<string, AuthorEvent, string, FeedUpdate>().Transformer<FanOut>(metrics).Build(),
+                "fan-out",
+                StoreNames.FollowerIndex)
+            .To(FeedTopics.FeedUpdates, strings, new ProtobufSerDes<FeedUpdate>());
+
+        return builder.Build();
+    }
+
+    /// <summary>Source → gate; rejected records go to the dead-letter topic, admitted ones continue.</summary>
+    private static IKStream<byte[], AuthorEvent> Admit(
+        StreamBuilder builder, string topic, Func<byte[]?, byte[]?, Admission> admit, ProcessorMetrics metrics, string name)
+    {
+        var bytes = new ByteArraySerDes();
+        var branches = builder.Stream(topic, bytes, bytes)
+            .Transform(TransformerBuilder.New<byte[], byte[], byte[], Admission>().Transformer<InputGate>(admit, metrics).Build(), $"{name}-gate")
+            .Branch((_, admission, _) => admission.IsRejected, (_, _, _) => true);
+
+        branches[0].MapValues((admission, _) => admission.OriginalValue!).To(FeedTopics.DeadLetters, bytes, bytes);
+        return branches[1].MapValues((admission, _) => admission.Admitted!);
+    }
+}

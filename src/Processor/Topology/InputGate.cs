@@ -1,0 +1,65 @@
+using System.Globalization;
+using System.Text;
+using Confluent.Kafka;
+using Pipeline.Kafka;
+using Streamiz.Kafka.Net.Processors.Public;
+
+namespace Pipeline.Processor.Topology;
+
+/// <summary>
+/// First processor after each source: admits valid records and turns invalid ones into dead letters that carry
+/// the original bytes plus headers naming where they came from and why they were refused.
+/// </summary>
+public sealed class InputGate : ITransformer<byte[], byte[], byte[], Admission>
+{
+    private readonly Func<byte[]?, byte[]?, Admission> _admit;
+    private readonly ProcessorMetrics _metrics;
+
+    /// <summary>
+    /// Streamiz builds a prototype with new() and then creates one instance per task through the constructor
+    /// taking the parameters given to TransformerBuilder; the prototype never processes a record.
+    /// </summary>
+    public InputGate()
+    {
+        _admit = null!;
+        _metrics = null!;
+    }
+
+    public InputGate(Func<byte[]?, byte[]?, Admission> admit, ProcessorMetrics metrics)
+    {
+        _admit = admit;
+        _metrics = metrics;
+    }
+
+    public void Init(ProcessorContext<byte[], Admission> context)
+    {
+    }
+
+    public Record<byte[], Admission> Process(Record<byte[], byte[]> record)
+    {
+        var admission = _admit(record.Key, record.Value);
+        if (!admission.IsRejected)
+        {
+            // Input headers are not part of the contract; dropping them keeps feed updates lean.
+            return Record<byte[], Admission>.Create(record.Key, admission, []);
+        }
+
+        _metrics.DeadLettered();
+        var source = record.TopicPartitionOffset;
+        var headers = new Headers();
+        foreach (var header in record.Headers ?? [])
+        {
+            headers.Add(header.Key, header.GetValueBytes());
+        }
+
+        headers.Add(DeadLetterHeaders.SourceTopic, Encoding.UTF8.GetBytes(source.Topic));
+        headers.Add(DeadLetterHeaders.SourcePartition, Encoding.UTF8.GetBytes(source.Partition.Value.ToString(CultureInfo.InvariantCulture)));
+        headers.Add(DeadLetterHeaders.SourceOffset, Encoding.UTF8.GetBytes(source.Offset.Value.ToString(CultureInfo.InvariantCulture)));
+        headers.Add(DeadLetterHeaders.Error, Encoding.UTF8.GetBytes(admission.Rejection!));
+        return Record<byte[], Admission>.Create(record.Key, admission, headers);
+    }
+
+    public void Close()
+    {
+    }
+}

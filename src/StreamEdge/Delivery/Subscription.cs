@@ -1,0 +1,64 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Threading.Channels;
+using Feed.V1;
+
+namespace Pipeline.StreamEdge.Delivery;
+
+/// <summary>
+/// One open Subscribe call: a bounded queue between the dispatch loop (writer) and the gRPC response stream
+/// (reader). The writer never waits: when the queue is full the subscription is ended as overflowed.
+/// </summary>
+[SuppressMessage("Reliability", "CA1001", Justification = "The overflow token source has no timer and no linked parents, so it holds nothing to free; disposing it would race with the dispatch thread cancelling it.")]
+public sealed class Subscription
+{
+    private readonly Channel<FeedEvent> _queue;
+    private readonly CancellationTokenSource _overflow = new();
+
+    public Subscription(string userId, int capacity)
+    {
+        UserId = userId;
+        Capacity = capacity;
+        _queue = Channel.CreateBounded<FeedEvent>(new BoundedChannelOptions(capacity)
+        {
+            SingleReader = true,
+            SingleWriter = false,
+            FullMode = BoundedChannelFullMode.Wait,
+        });
+    }
+
+    public string UserId { get; }
+
+    public int Capacity { get; }
+
+    /// <summary>True once the subscriber fell more than <see cref="Capacity"/> events behind.</summary>
+    public bool Overflowed { get; private set; }
+
+    public ChannelReader<FeedEvent> Reader => _queue.Reader;
+
+    /// <summary>
+    /// Cancelled on overflow. The response writer passes it to WriteAsync, so a client that stopped reading (and
+    /// whose HTTP/2 flow-control window is exhausted) cannot keep the handler parked forever (grpc-dotnet #1422).
+    /// </summary>
+    public CancellationToken OverflowToken => _overflow.Token;
+
+    /// <summary>Queues an event without blocking; returns false (and ends the subscription) when full.</summary>
+    public bool TryEnqueue(FeedEvent feedEvent)
+    {
+        if (_queue.Writer.TryWrite(feedEvent))
+        {
+            return true;
+        }
+
+        if (!Overflowed && !_queue.Reader.Completion.IsCompleted)
+        {
+            Overflowed = true;
+            _queue.Writer.TryComplete();
+            _overflow.Cancel();
+        }
+
+        return false;
+    }
+
+    /// <summary>Ends the subscription from the server side (shutdown); the reader drains what is queued.</summary>
+    public void Complete() => _queue.Writer.TryComplete();
+}

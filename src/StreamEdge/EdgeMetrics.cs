@@ -1,0 +1,59 @@
+using System.Diagnostics.Metrics;
+
+namespace Pipeline.StreamEdge;
+
+public static class DropReasons
+{
+    /// <summary>The subscriber's buffer was full; the event was not queued and the subscription ends.</summary>
+    public const string SubscriberOverflow = "subscriber_overflow";
+
+    /// <summary>A feed.updates record could not be parsed.</summary>
+    public const string MalformedUpdate = "malformed_update";
+}
+
+/// <summary>
+/// The edge's instruments (meter "Pipeline.StreamEdge"). Hot-path counts are plain interlocked fields exposed
+/// through observable instruments, so the dispatch loop pays one atomic add and the console status and the
+/// Prometheus scrape read the same numbers.
+/// </summary>
+public sealed class EdgeMetrics : IDisposable
+{
+    public const string MeterName = "Pipeline.StreamEdge";
+
+    private readonly Meter _meter;
+    private readonly Counter<long> _drops;
+    private long _subscribers;
+    private long _deliveries;
+    private long _updatesConsumed;
+    private long _subscriptionsRefused;
+
+    public EdgeMetrics(IMeterFactory meterFactory)
+    {
+        _meter = meterFactory.Create(MeterName);
+        _meter.CreateObservableUpDownCounter("feed.edge.subscribers", () => Subscribers, "{subscriber}", "Open Subscribe streams");
+        _meter.CreateObservableCounter("feed.edge.deliveries", () => Deliveries, "{event}", "Feed events written to subscriber streams");
+        _meter.CreateObservableCounter("feed.edge.updates_consumed", () => UpdatesConsumed, "{record}", "feed.updates records consumed");
+        _meter.CreateObservableCounter("feed.edge.subscriptions_refused", () => Volatile.Read(ref _subscriptionsRefused), "{subscription}", "Subscribe calls refused by the per-user limit");
+        _drops = _meter.CreateCounter<long>("feed.edge.drops", "{event}", "Events not delivered, by reason");
+    }
+
+    public long Subscribers => Volatile.Read(ref _subscribers);
+
+    public long Deliveries => Volatile.Read(ref _deliveries);
+
+    public long UpdatesConsumed => Volatile.Read(ref _updatesConsumed);
+
+    public void SubscriberAdded() => Interlocked.Increment(ref _subscribers);
+
+    public void SubscriberRemoved() => Interlocked.Decrement(ref _subscribers);
+
+    public void SubscriptionRefused() => Interlocked.Increment(ref _subscriptionsRefused);
+
+    public void Delivered(int count) => Interlocked.Add(ref _deliveries, count);
+
+    public void Consumed() => Interlocked.Increment(ref _updatesConsumed);
+
+    public void Dropped(string reason) => _drops.Add(1, new KeyValuePair<string, object?>("reason", reason));
+
+    public void Dispose() => _meter.Dispose();
+}
