@@ -17,6 +17,7 @@ public sealed partial class FeedProcessorService : BackgroundService
     private readonly ProcessorMetrics _metrics;
     private readonly ILoggerFactory _loggerFactory;
     private readonly ILogger<FeedProcessorService> _logger;
+    private readonly IHostApplicationLifetime _lifetime;
     private KafkaStream? _stream;
 
     public FeedProcessorService(
@@ -24,8 +25,10 @@ public sealed partial class FeedProcessorService : BackgroundService
         IOptions<ClientConfig> clientConfig,
         FeedTopicPlan topics,
         ProcessorMetrics metrics,
-        ILoggerFactory loggerFactory)
+        ILoggerFactory loggerFactory,
+        IHostApplicationLifetime lifetime)
     {
+        _lifetime = lifetime;
         _options = options.Value;
         _clientConfig = clientConfig.Value;
         _topics = topics;
@@ -51,6 +54,14 @@ public sealed partial class FeedProcessorService : BackgroundService
         {
             State = current;
             LogStateChanged(_logger, previous, current);
+            if (current == KafkaStream.State.ERROR)
+            {
+                // Streamiz does not recover from ERROR (it reports internal-topic and fatal Kafka failures only this
+                // way); exiting non-zero lets the supervisor restart the processor, which resumes from committed state.
+                LogFatal(_logger, _options.ApplicationId);
+                Environment.ExitCode = 1;
+                _lifetime.StopApplication();
+            }
         };
         LogStarting(_logger, _options.ApplicationId, _clientConfig.BootstrapServers, _options.Guarantee, _options.StateDir);
         await _stream.StartAsync(stoppingToken);
@@ -113,6 +124,9 @@ public sealed partial class FeedProcessorService : BackgroundService
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Starting feed processor {ApplicationId} on {BootstrapServers} ({Guarantee}, state in {StateDir})")]
     private static partial void LogStarting(ILogger logger, string applicationId, string bootstrapServers, DeliveryGuarantee guarantee, string stateDir);
+
+    [LoggerMessage(Level = LogLevel.Critical, Message = "Feed processor {ApplicationId} entered ERROR state and is stopping; see the errors above (broker reachable? topics provisioned with matching partition counts?)")]
+    private static partial void LogFatal(ILogger logger, string applicationId);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Feed processor state {Previous} -> {Current}")]
     private static partial void LogStateChanged(ILogger logger, KafkaStream.State previous, KafkaStream.State current);

@@ -44,6 +44,9 @@ public sealed class FeedGrpcService : FeedService.FeedServiceBase
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, subscription.OverflowToken);
         try
         {
+            // Headers go out as soon as the subscription is registered: a client that awaits them knows that
+            // every update committed from now on will reach it.
+            await context.WriteResponseHeadersAsync([]);
             await CopyToStreamAsync(subscription, responseStream, stop.Token);
         }
         catch (OperationCanceledException) when (subscription.Overflowed)

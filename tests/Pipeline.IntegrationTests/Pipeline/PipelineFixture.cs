@@ -1,0 +1,94 @@
+using System.Net;
+using System.Net.Sockets;
+using Confluent.Kafka;
+using Feed.V1;
+using Grpc.Net.Client;
+using Microsoft.Extensions.DependencyInjection;
+using Pipeline.DevStack;
+using Pipeline.Processor;
+using Pipeline.StreamEdge.Delivery;
+using Streamiz.Kafka.Net;
+
+namespace Pipeline.IntegrationTests.Pipeline;
+
+/// <summary>
+/// The whole pipeline (embedded broker, processor, edge) started once for the test collection, on random
+/// loopback ports, exactly as the README's run command composes it.
+/// </summary>
+public sealed class PipelineFixture : IAsyncLifetime
+{
+    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
+
+    private DevStackHost? _stack;
+
+    public DevStackHost Stack => _stack ?? throw new InvalidOperationException("fixture not started");
+
+    public int GrpcPort { get; } = FreePort();
+
+    public int WebPort { get; } = FreePort();
+
+    public GrpcChannel Channel { get; private set; } = null!;
+
+    public IngestService.IngestServiceClient Ingest => new(Channel);
+
+    public FeedService.FeedServiceClient Feed => new(Channel);
+
+    public ProcessorMetrics Metrics => Stack.App.Services.GetRequiredService<ProcessorMetrics>();
+
+    public async Task InitializeAsync()
+    {
+        using var timeout = new CancellationTokenSource(StartTimeout);
+        var settings = new DevStackSettings
+        {
+            KafkaPort = 0,
+            GrpcPort = GrpcPort,
+            WebPort = WebPort,
+            Partitions = 3,
+            StatusInterval = TimeSpan.Zero,
+            Overrides = new Dictionary<string, string?> { ["Logging:LogLevel:Default"] = "Warning" },
+        };
+        _stack = await DevStackHost.CreateAsync(settings, [], timeout.Token);
+        await _stack.App.StartAsync(timeout.Token);
+
+        var processor = _stack.App.Services.GetRequiredService<FeedProcessorService>();
+        var edge = _stack.App.Services.GetRequiredService<EdgeReadiness>();
+        while (processor.State != KafkaStream.State.RUNNING || !edge.IsReady)
+        {
+            await Task.Delay(50, timeout.Token);
+        }
+
+        Channel = GrpcChannel.ForAddress($"http://127.0.0.1:{GrpcPort}");
+    }
+
+    public async Task DisposeAsync()
+    {
+        Channel?.Dispose();
+        if (_stack is not null)
+        {
+            await _stack.App.StopAsync();
+            await _stack.DisposeAsync();
+        }
+    }
+
+    /// <summary>End offsets of every partition of <paramref name="topic"/>, summed: how many records it holds.</summary>
+    public long RecordCount(string topic)
+    {
+        using var consumer = new ConsumerBuilder<Ignore, Ignore>(new ConsumerConfig { BootstrapServers = Stack.BootstrapServers, GroupId = "test-inspector" }).Build();
+        using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = Stack.BootstrapServers }).Build();
+        var partitions = admin.GetMetadata(topic, TimeSpan.FromSeconds(10)).Topics.Single().Partitions;
+        return partitions.Sum(p => consumer.QueryWatermarkOffsets(new TopicPartition(topic, p.PartitionId), TimeSpan.FromSeconds(10)).High.Value);
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class PipelineTestGroup : ICollectionFixture<PipelineFixture>
+{
+    public const string Name = "pipeline";
+}

@@ -1,0 +1,92 @@
+using Feed.V1;
+
+namespace Pipeline.UnitTests.Processor;
+
+public sealed class FeedTopologyTests
+{
+    [Fact]
+    public void Post_ReachesEachFollowerOnce()
+    {
+        using var topology = new TopologyHarness();
+        topology.Follow("alice", "bob");
+        topology.Follow("carol", "bob");
+
+        topology.Post("bob", "p1", "first!");
+
+        var updates = topology.ReadUpdates();
+        Assert.Equal(["alice", "carol"], updates.Select(u => u.Message.Key).Order());
+        Assert.All(updates, u =>
+        {
+            Assert.Equal(u.Message.Key, u.Message.Value.RecipientId);
+            Assert.Equal(FeedUpdateKind.Added, u.Message.Value.Kind);
+            Assert.Equal(FeedCause.Live, u.Message.Value.Cause);
+            Assert.Equal("p1", u.Message.Value.Post.PostId);
+            Assert.Equal("bob", u.Message.Value.Post.AuthorId);
+            Assert.Equal("first!", u.Message.Value.Post.Body);
+        });
+    }
+
+    [Fact]
+    public void Post_NonFollowersGetNothing()
+    {
+        using var topology = new TopologyHarness();
+        topology.Follow("alice", "bob");
+
+        // "bobby" shares bob's prefix: a careless prefix scan would hand bob's posts to bobby's followers.
+        topology.Follow("dave", "bobby");
+        topology.Follow("erin", "carol");
+
+        topology.Post("bob", "p1");
+
+        var updates = topology.ReadUpdates();
+        Assert.Equal(["alice"], updates.Select(u => u.Message.Key));
+    }
+
+    [Fact]
+    public void Unfollow_LaterPostsOfThatAuthorDoNotArrive()
+    {
+        using var topology = new TopologyHarness();
+        topology.Follow("alice", "bob");
+        topology.Follow("carol", "bob");
+        topology.Post("bob", "p1");
+
+        topology.Unfollow("alice", "bob");
+        topology.Post("bob", "p2");
+
+        var updates = topology.ReadUpdates();
+        Assert.Equal(
+            [("alice", "p1"), ("carol", "p1"), ("carol", "p2")],
+            updates.Select(u => (u.Message.Key, u.Message.Value.Post.PostId)).Order());
+    }
+
+    [Fact]
+    public void ManyPosts_ArriveInTheAuthorsOrder()
+    {
+        using var topology = new TopologyHarness();
+        topology.Follow("alice", "bob");
+        var posted = Enumerable.Range(0, 200).Select(i => $"p{i:D3}").ToList();
+
+        foreach (var id in posted)
+        {
+            topology.Post("bob", id);
+        }
+
+        var received = topology.ReadUpdates().Select(u => u.Message.Value.Post.PostId).ToList();
+        Assert.Equal(posted, received);
+    }
+
+    [Fact]
+    public void Posts_CountedInMetrics()
+    {
+        using var topology = new TopologyHarness();
+        topology.Follow("alice", "bob");
+        topology.Follow("carol", "bob");
+        topology.Post("bob", "p1");
+        topology.Post("bob", "p2");
+
+        Assert.Equal(4, topology.ReadUpdates().Count);
+        Assert.Equal(2, topology.Metrics.PostsIn);
+        Assert.Equal(2, topology.Metrics.FollowsIn);
+        Assert.Equal(4, topology.Metrics.FeedUpdatesOut);
+    }
+}

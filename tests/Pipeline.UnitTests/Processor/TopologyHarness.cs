@@ -1,0 +1,82 @@
+using Confluent.Kafka;
+using Feed.V1;
+using Google.Protobuf;
+using Microsoft.Extensions.Logging.Abstractions;
+using Pipeline.Kafka;
+using Pipeline.Processor;
+using Pipeline.Processor.Topology;
+using Streamiz.Kafka.Net;
+using Streamiz.Kafka.Net.Mock;
+using Streamiz.Kafka.Net.Mock.Sync;
+using Streamiz.Kafka.Net.SerDes;
+
+namespace Pipeline.UnitTests.Processor;
+
+/// <summary>The real feed topology in Streamiz's TopologyTestDriver, with typed helpers to drive it.</summary>
+internal sealed class TopologyHarness : IDisposable
+{
+    private readonly TopologyTestDriver _driver;
+    private readonly string _stateDir;
+    private readonly TestInputTopic<byte[], byte[]> _follows;
+    private readonly TestInputTopic<byte[], byte[]> _posts;
+    private readonly TestOutputTopic<string, FeedUpdate> _updates;
+    private readonly TestOutputTopic<byte[], byte[]> _deadLetters;
+    private long _clock = 1_700_000_000_000;
+
+    public TopologyHarness(ProcessorOptions? options = null)
+    {
+        options ??= new ProcessorOptions();
+        _stateDir = Path.Combine(Path.GetTempPath(), "feed-topology-tests", Guid.NewGuid().ToString("N"));
+        options.ApplicationId = $"feed-test-{Guid.NewGuid():N}";
+        options.StateDir = _stateDir;
+        Metrics = new ProcessorMetrics();
+        var config = FeedProcessorService.StreamConfigFor(options, new ClientConfig { BootstrapServers = "unused:9092" }, NullLoggerFactory.Instance);
+        _driver = new TopologyTestDriver(FeedTopology.Build(options, Metrics), config);
+
+        var bytes = new ByteArraySerDes();
+        _follows = _driver.CreateInputTopic(FeedTopics.Follows, bytes, bytes);
+        _posts = _driver.CreateInputTopic(FeedTopics.Posts, bytes, bytes);
+        _updates = _driver.CreateOutputTopic(FeedTopics.FeedUpdates, TimeSpan.FromSeconds(5), new StringSerDes(), new ProtobufSerDes<FeedUpdate>());
+        _deadLetters = _driver.CreateOutputTopic(FeedTopics.DeadLetters, TimeSpan.FromSeconds(5), bytes, bytes);
+    }
+
+    public ProcessorMetrics Metrics { get; }
+
+    public void Follow(string follower, string followee) => SendFollow(follower, followee, FollowAction.Follow);
+
+    public void Unfollow(string follower, string followee) => SendFollow(follower, followee, FollowAction.Unfollow);
+
+    public void Post(string author, string postId, string body = "hello") =>
+        SendPost(new PostEvent { PostId = postId, AuthorId = author, Action = PostAction.Created, Body = body, CreatedAtMs = ++_clock, OccurredAtMs = _clock });
+
+    public void SendPost(PostEvent post) => _posts.PipeInput(Utf8(post.AuthorId), post.ToByteArray());
+
+    public void SendRaw(string topic, byte[]? key, byte[]? value, Headers? headers = null) =>
+        (topic == FeedTopics.Follows ? _follows : _posts).PipeInput(key!, value!, headers);
+
+    public List<ConsumeResult<string, FeedUpdate>> ReadUpdates() => [.. _updates.ReadKeyValueList()];
+
+    public List<ConsumeResult<byte[], byte[]>> ReadDeadLetters() => [.. _deadLetters.ReadKeyValueList()];
+
+    public void Dispose()
+    {
+        _driver.Dispose();
+        Metrics.Dispose();
+        if (Directory.Exists(_stateDir))
+        {
+            Directory.Delete(_stateDir, recursive: true);
+        }
+    }
+
+    private void SendFollow(string follower, string followee, FollowAction action) =>
+        _follows.PipeInput(Utf8(follower), new FollowEvent
+        {
+            EventId = Guid.NewGuid().ToString("N"),
+            FollowerId = follower,
+            FolloweeId = followee,
+            Action = action,
+            OccurredAtMs = ++_clock,
+        }.ToByteArray());
+
+    private static byte[] Utf8(string text) => System.Text.Encoding.UTF8.GetBytes(text);
+}
