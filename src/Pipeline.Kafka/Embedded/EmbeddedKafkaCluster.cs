@@ -15,9 +15,10 @@ namespace Pipeline.Kafka.Embedded;
 /// </summary>
 /// <remarks>
 /// <para>What the mock implements: Produce, Fetch, ListOffsets, Metadata, consumer groups with offset commits,
-/// idempotent and transactional producers. What it does not: every admin API (CreateTopics, DeleteTopics,
-/// DescribeConfigs, ...), log compaction and per-topic configs such as retention.ms. Each partition keeps only
-/// roughly the newest 5 MiB / 100,000 message batches; older batches are dropped as if by retention.</para>
+/// idempotent and transactional producers. What it does not: the topic and config admin APIs (CreateTopics,
+/// DeleteTopics, CreatePartitions, DescribeConfigs, DeleteRecords, ...), log compaction and per-topic configs such
+/// as retention.ms. Each partition is an in-memory log holding only the newest ~5 MiB or 100,000 batches; older
+/// batches are dropped as if by retention, so a consumer that falls further behind resets per auto.offset.reset.</para>
 /// <para>Auto-creation: a Metadata request naming an unknown topic with AllowAutoTopicCreation set creates it with
 /// 4 partitions (hard-coded in librdkafka, not <see cref="EmbeddedKafkaOptions.DefaultPartitions"/>) and
 /// replication factor min(3, brokers). librdkafka producers send that flag by default
@@ -108,21 +109,24 @@ public sealed partial class EmbeddedKafkaCluster : IDisposable, IAsyncDisposable
         }
     }
 
-    /// <summary>Closes the broker's listener and connections; it keeps its partitions but stops answering.</summary>
+    /// <summary>
+    /// Closes the broker's listener and connections; it keeps its partitions and leadership but refuses
+    /// connections until <see cref="SetBrokerUp"/>. Broker ids are 1..BrokerCount; -1 means all brokers.
+    /// </summary>
     public void SetBrokerDown(int brokerId)
     {
         ThrowIfDisposed();
         ThrowOnError(LibrdkafkaNative.MockBrokerSetDown(_mockCluster, brokerId), $"set broker {brokerId} down");
     }
 
-    /// <summary>Makes a broker accept connections again on the same port.</summary>
+    /// <summary>Makes a broker accept connections again on the same port; -1 means all brokers.</summary>
     public void SetBrokerUp(int brokerId)
     {
         ThrowIfDisposed();
         ThrowOnError(LibrdkafkaNative.MockBrokerSetUp(_mockCluster, brokerId), $"set broker {brokerId} up");
     }
 
-    /// <summary>Delays every response of the broker by <paramref name="rtt"/>.</summary>
+    /// <summary>Delays every response of the broker by <paramref name="rtt"/>; -1 means all brokers.</summary>
     public void SetBrokerRtt(int brokerId, TimeSpan rtt)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(rtt, TimeSpan.Zero);
@@ -232,10 +236,11 @@ public sealed partial class EmbeddedKafkaCluster : IDisposable, IAsyncDisposable
     }
 
     /// <remarks>
-    /// Without a controller in Metadata (the mock reports id 0, which no broker has) every admin request that
-    /// needs one (CreateTopics, DescribeConfigs, ...) waits for its full request timeout and then fails with
-    /// "Failed while waiting for controller: Local: Timed out". With one, librdkafka fails those requests at once
-    /// with "... not supported by broker", which is what callers such as Streamiz retry on; kcat also shows it.
+    /// Out of the box the mock advertises no usable controller, so every admin request that needs one
+    /// (CreateTopics, DescribeConfigs, ...) waits out its whole request timeout and then fails with "Failed while
+    /// waiting for controller: Local: Timed out". With broker 1 as controller, librdkafka rejects those requests
+    /// at once with "... not supported by broker", so callers (e.g. Streamiz creating internal topics) fail fast
+    /// with a message that names the real problem.
     /// </remarks>
     private void SetControllerToFirstBroker()
     {

@@ -101,6 +101,16 @@ internal sealed partial class LoopbackForwarder : IAsyncDisposable
                 }
 
                 LogAcceptFailed(ex, ListenPort);
+                try
+                {
+                    // Why: errors such as running out of file descriptors persist; don't spin on them.
+                    await Task.Delay(TimeSpan.FromMilliseconds(100), token);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+
                 continue;
             }
 
