@@ -30,7 +30,8 @@ public sealed class FeedTopicPlan
             new(FeedTopics.FeedUpdates, partitions, replication, _options.FeedUpdatesRetention, Compacted: false),
             new(FeedTopics.DeadLetters, partitions, replication, TimeSpan.FromDays(14), Compacted: false),
             new($"{appId}-{FeedTopology.FollowsByFollowee}-repartition", partitions, replication, TimeSpan.FromDays(1), Compacted: false),
-            new($"{appId}-{StoreNames.FollowerIndex}-changelog", partitions, replication, Retention: null, Compacted: true),
+            new($"{appId}-{FeedTopology.UpdatesByRecipient}-repartition", partitions, replication, TimeSpan.FromDays(1), Compacted: false),
+            .. StoreNames.All.Select(store => new TopicSpec($"{appId}-{store}-changelog", partitions, replication, Retention: null, Compacted: true)),
         ];
     }
 }

@@ -39,6 +39,14 @@ public sealed class ProcessorOptions
     [Range(1, 1 << 20)]
     public int MaxPostBodyBytes { get; set; } = FeedContract.DefaultMaxPostBodyBytes;
 
+    /// <summary>How many of an author's newest posts a new follower receives.</summary>
+    [Range(0, 1000)]
+    public int BackfillSize { get; set; } = 20;
+
+    /// <summary>Entries kept in each user's stored feed (newest first out of the cap).</summary>
+    [Range(1, 100_000)]
+    public int FeedSize { get; set; } = 800;
+
     /// <summary>Create missing topics at start (AdminClient). Turn off where topics are managed elsewhere.</summary>
     public bool ProvisionTopics { get; set; } = true;
 

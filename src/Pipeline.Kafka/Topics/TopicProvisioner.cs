@@ -99,31 +99,41 @@ public sealed partial class TopicProvisioner
         if (existing.Count > 0)
         {
             using var admin = BuildAdminClient();
-            VerifyExisting(admin, existing);
+            VerifyExisting(existing, PartitionCounts(admin));
         }
     }
 
     private async Task EnsureWithAdminClientAsync(List<TopicSpec> specs, CancellationToken cancellationToken)
     {
         using var admin = BuildAdminClient();
-        var existing = new List<TopicSpec>();
-        var failures = new List<string>();
-        var byName = specs.ToDictionary(spec => spec.Name, StringComparer.Ordinal);
 
+        // Why look first: only missing topics reach CreateTopics, so a cluster that already has everything
+        // (including the embedded broker, which has no CreateTopics API) needs no admin rights at all.
+        var before = await Task.Run(() => PartitionCounts(admin), cancellationToken);
+        var missing = specs.Where(spec => !before.ContainsKey(spec.Name)).ToList();
+        VerifyExisting([.. specs.Where(spec => before.ContainsKey(spec.Name))], before);
+        if (missing.Count == 0)
+        {
+            return;
+        }
+
+        var byName = missing.ToDictionary(spec => spec.Name, StringComparer.Ordinal);
         IEnumerable<(string Topic, Error Error)> results;
         try
         {
             await admin.CreateTopicsAsync(
-                    specs.Select(ToSpecification),
+                    missing.Select(ToSpecification),
                     new CreateTopicsOptions { RequestTimeout = AdminTimeout, OperationTimeout = AdminTimeout })
                 .WaitAsync(cancellationToken);
-            results = specs.Select(spec => (spec.Name, new Error(ErrorCode.NoError)));
+            results = missing.Select(spec => (spec.Name, new Error(ErrorCode.NoError)));
         }
         catch (CreateTopicsException ex)
         {
             results = ex.Results.Select(result => (result.Topic, result.Error));
         }
 
+        var createdConcurrently = new List<TopicSpec>();
+        var failures = new List<string>();
         foreach (var (topic, error) in results)
         {
             var spec = byName[topic];
@@ -133,7 +143,7 @@ public sealed partial class TopicProvisioner
                     LogCreated(topic, spec.Partitions, spec.ReplicationFactor, spec.Retention, spec.Compacted, "admin API");
                     break;
                 case ErrorCode.TopicAlreadyExists:
-                    existing.Add(spec);
+                    createdConcurrently.Add(spec);
                     break;
                 default:
                     failures.Add($"{topic}: {error.Code} {error.Reason}");
@@ -146,24 +156,24 @@ public sealed partial class TopicProvisioner
             throw new InvalidOperationException($"Could not create Kafka topics on {_bootstrapServers}: {string.Join("; ", failures)}");
         }
 
-        if (existing.Count > 0)
+        if (createdConcurrently.Count > 0)
         {
-            VerifyExisting(admin, existing);
+            VerifyExisting(createdConcurrently, await Task.Run(() => PartitionCounts(admin), cancellationToken));
         }
     }
 
     /// <remarks>
     /// Lists all topics rather than asking for each by name: a named Metadata request from a librdkafka admin
     /// client (a producer underneath, allow.auto.create.topics=true) auto-creates missing topics on brokers that
-    /// permit it, including the embedded one.
+    /// permit it, including the embedded one, with the broker's default partition count.
     /// </remarks>
-    private void VerifyExisting(IAdminClient admin, List<TopicSpec> existing)
-    {
-        var metadata = admin.GetMetadata(MetadataTimeout);
-        var partitionsByTopic = metadata.Topics
+    private static Dictionary<string, int> PartitionCounts(IAdminClient admin) =>
+        admin.GetMetadata(MetadataTimeout).Topics
             .Where(topic => topic.Error.Code == ErrorCode.NoError)
             .ToDictionary(topic => topic.Topic, topic => topic.Partitions.Count, StringComparer.Ordinal);
 
+    private void VerifyExisting(List<TopicSpec> existing, Dictionary<string, int> partitionsByTopic)
+    {
         foreach (var spec in existing)
         {
             if (!partitionsByTopic.TryGetValue(spec.Name, out var actual))

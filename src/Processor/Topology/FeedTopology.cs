@@ -14,22 +14,35 @@ namespace Pipeline.Processor.Topology;
 /// <code>
 /// social.follows ─► gate ─┬─► dead letters
 ///                         └─► re-key by followee ─► repartition ─┐
-/// social.posts   ─► gate ─┬─► dead letters                        ├─► fan-out [follower-index] ─► feed.updates
-///                         └─► key by author ─────────────────────┘
+/// social.posts   ─► gate ─┬─► dead letters                        ├─► author stage ─► repartition by recipient ─► recipient stage ─► feed.updates
+///                         └─► key by author ─────────────────────┘   [follower-index,                           [feed-entries, feed-index,
+///                                                                      recent-posts, post-ledger]                 feed-sizes]
 /// </code>
+/// The author stage knows who follows whom and what each author posted; the recipient stage knows what each
+/// user's feed holds. Each decides from its own state, so retractions and deduplication are exact.
 /// </summary>
 public static class FeedTopology
 {
-    /// <summary>Name of the follows-by-followee repartition step; the topic is "{applicationId}-{name}-repartition".</summary>
+    /// <summary>Follows re-keyed by followee: "{applicationId}-follows-by-followee-repartition".</summary>
     public const string FollowsByFollowee = "follows-by-followee";
+
+    /// <summary>Feed commands keyed by recipient: "{applicationId}-updates-by-recipient-repartition".</summary>
+    public const string UpdatesByRecipient = "updates-by-recipient";
 
     public static StreamizTopology Build(ProcessorOptions options, ProcessorMetrics metrics)
     {
         var builder = new StreamBuilder();
         var strings = new StringSerDes();
+        var longs = new Int64SerDes();
+        var posts = new ProtobufSerDes<Post>();
         var maxBodyBytes = options.MaxPostBodyBytes;
 
-        builder.AddStateStore(Stores.KeyValueStoreBuilder(Stores.PersistentKeyValueStore(StoreNames.FollowerIndex), strings, new Int64SerDes()));
+        builder.AddStateStore(Stores.KeyValueStoreBuilder(Stores.PersistentKeyValueStore(StoreNames.FollowerIndex), strings, longs));
+        builder.AddStateStore(Stores.KeyValueStoreBuilder(Stores.PersistentKeyValueStore(StoreNames.RecentPosts), strings, posts));
+        builder.AddStateStore(Stores.KeyValueStoreBuilder(Stores.PersistentKeyValueStore(StoreNames.PostLedger), strings, longs));
+        builder.AddStateStore(Stores.KeyValueStoreBuilder(Stores.PersistentKeyValueStore(StoreNames.FeedEntries), strings, posts));
+        builder.AddStateStore(Stores.KeyValueStoreBuilder(Stores.PersistentKeyValueStore(StoreNames.FeedIndex), strings, longs));
+        builder.AddStateStore(Stores.KeyValueStoreBuilder(Stores.PersistentKeyValueStore(StoreNames.FeedSizes), strings, longs));
 
         var follows = Admit(builder, FeedTopics.Follows, InputContract.AdmitFollow, metrics, "follows")
             .MapValues((admitted, _) => admitted.Follow!)
@@ -41,14 +54,25 @@ public static class FeedTopology
 
         // Posts arrive keyed by author and stay in their partition: social.posts and the repartition topic have
         // the same partition count and partitioner, so an author's posts and followers meet in one task.
-        var posts = Admit(builder, FeedTopics.Posts, (key, value) => InputContract.AdmitPost(key, value, maxBodyBytes), metrics, "posts")
+        var authoredPosts = Admit(builder, FeedTopics.Posts, (key, value) => InputContract.AdmitPost(key, value, maxBodyBytes), metrics, "posts")
             .SelectKey((_, admitted, _) => admitted.Post!.AuthorId);
 
-        follows.Merge(posts)
+        follows.Merge(authoredPosts)
             .Transform(
-                TransformerBuilder.New<string, AuthorEvent, string, FeedUpdate>().Transformer<FanOut>(metrics).Build(),
-                "fan-out",
-                StoreNames.FollowerIndex)
+                TransformerBuilder.New<string, AuthorEvent, string, FeedCommand>().Transformer<AuthorStage>(metrics, options.BackfillSize).Build(),
+                "author-stage",
+                StoreNames.FollowerIndex,
+                StoreNames.RecentPosts,
+                StoreNames.PostLedger)
+            .Repartition(Repartitioned<string, FeedCommand>.As(UpdatesByRecipient)
+                .WithKeySerdes(strings)
+                .WithValueSerdes(new ProtobufSerDes<FeedCommand>()))
+            .Transform(
+                TransformerBuilder.New<string, FeedCommand, string, FeedUpdate>().Transformer<RecipientStage>(metrics, options.FeedSize).Build(),
+                "recipient-stage",
+                StoreNames.FeedEntries,
+                StoreNames.FeedIndex,
+                StoreNames.FeedSizes)
             .To(FeedTopics.FeedUpdates, strings, new ProtobufSerDes<FeedUpdate>());
 
         return builder.Build();

@@ -70,6 +70,24 @@ public sealed class TopicProvisionerTests
         Assert.Contains("not supported by broker", failure.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task EnsureAsync_ThroughAdminApiWhenAllTopicsExist_CreatesNothingAndWarnsAboutMismatches()
+    {
+        await using var cluster = EmbeddedKafkaCluster.Start(new EmbeddedKafkaOptions { Port = 0 });
+        cluster.CreateTopic("prov.events", 4, 1);
+        cluster.CreateTopic("prov.state", 3, 1);
+        cluster.CreateTopic("prov.single", 1, 1);
+        var logger = new CapturingLogger<TopicProvisioner>();
+        var provisioner = new TopicProvisioner(cluster.BootstrapServers, embedded: null, logger);
+        using var cancellation = new CancellationTokenSource(Timeout);
+
+        await provisioner.EnsureAsync(Specs, cancellation.Token).WaitAsync(Timeout);
+
+        Assert.Empty(CreatedTopics(logger));
+        var warning = Assert.Single(logger.Entries, entry => entry.Level == LogLevel.Warning);
+        Assert.Contains("prov.events already exists with 4 partition(s) but 6 were requested", warning.Message, StringComparison.Ordinal);
+    }
+
     private static List<string> CreatedTopics(CapturingLogger<TopicProvisioner> logger) =>
         logger.Entries
             .Where(entry => entry.Level == LogLevel.Information && entry.Message.StartsWith("Created topic ", StringComparison.Ordinal))

@@ -43,7 +43,7 @@ public sealed class FeedTopologyTests
     }
 
     [Fact]
-    public void Unfollow_LaterPostsOfThatAuthorDoNotArrive()
+    public void Unfollow_RetractsAuthorsPostsAndLaterPostsDoNotArrive()
     {
         using var topology = new TopologyHarness();
         topology.Follow("alice", "bob");
@@ -55,8 +55,9 @@ public sealed class FeedTopologyTests
 
         var updates = topology.ReadUpdates();
         Assert.Equal(
-            [("alice", "p1"), ("carol", "p1"), ("carol", "p2")],
-            updates.Select(u => (u.Message.Key, u.Message.Value.Post.PostId)).Order());
+            [("alice", "p1", FeedUpdateKind.Added), ("alice", "p1", FeedUpdateKind.Removed), ("carol", "p1", FeedUpdateKind.Added), ("carol", "p2", FeedUpdateKind.Added)],
+            updates.Select(u => (u.Message.Key, u.Message.Value.Post.PostId, u.Message.Value.Kind)).OrderBy(u => u.Key, StringComparer.Ordinal));
+        Assert.Equal(FeedCause.Unfollow, updates.Single(u => u.Message.Value.Kind == FeedUpdateKind.Removed).Message.Value.Cause);
     }
 
     [Fact]

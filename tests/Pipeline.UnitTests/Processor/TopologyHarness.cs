@@ -46,6 +46,11 @@ internal sealed class TopologyHarness : IDisposable
 
     public void Unfollow(string follower, string followee) => SendFollow(follower, followee, FollowAction.Unfollow);
 
+    public void Block(string follower, string followee) => SendFollow(follower, followee, FollowAction.Block);
+
+    public void Delete(string author, string postId) =>
+        SendPost(new PostEvent { PostId = postId, AuthorId = author, Action = PostAction.Deleted, OccurredAtMs = ++_clock });
+
     public void Post(string author, string postId, string body = "hello") =>
         SendPost(new PostEvent { PostId = postId, AuthorId = author, Action = PostAction.Created, Body = body, CreatedAtMs = ++_clock, OccurredAtMs = _clock });
 
@@ -55,6 +60,33 @@ internal sealed class TopologyHarness : IDisposable
         (topic == FeedTopics.Follows ? _follows : _posts).PipeInput(key!, value!, headers);
 
     public List<ConsumeResult<string, FeedUpdate>> ReadUpdates() => [.. _updates.ReadKeyValueList()];
+
+    /// <summary>Every user's feed as a subscriber replaying feed.updates would hold it: (author, post id), oldest first.</summary>
+    public Dictionary<string, List<(string Author, string PostId)>> ReplayFeeds(int feedSize) => Replay(ReadUpdates(), feedSize);
+
+    public static Dictionary<string, List<(string Author, string PostId)>> Replay(IEnumerable<ConsumeResult<string, FeedUpdate>> updates, int feedSize)
+    {
+        var feeds = new Dictionary<string, List<(string Author, string PostId)>>(StringComparer.Ordinal);
+        foreach (var update in updates)
+        {
+            var feed = feeds.TryGetValue(update.Message.Key, out var existing) ? existing : feeds[update.Message.Key] = [];
+            var entry = (update.Message.Value.Post.AuthorId, update.Message.Value.Post.PostId);
+            if (update.Message.Value.Kind == FeedUpdateKind.Added)
+            {
+                feed.Add(entry);
+                if (feed.Count > feedSize)
+                {
+                    feed.RemoveAt(0);
+                }
+            }
+            else
+            {
+                feed.Remove(entry);
+            }
+        }
+
+        return feeds;
+    }
 
     public List<ConsumeResult<byte[], byte[]>> ReadDeadLetters() => [.. _deadLetters.ReadKeyValueList()];
 

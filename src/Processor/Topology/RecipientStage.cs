@@ -1,0 +1,161 @@
+using Feed.V1;
+using Streamiz.Kafka.Net.Processors.Public;
+using Streamiz.Kafka.Net.State;
+
+namespace Pipeline.Processor.Topology;
+
+/// <summary>
+/// Recipient-partitioned stage: owns each user's stored feed (the newest N entries) and applies the author
+/// stage's commands to it, emitting to feed.updates exactly the changes the feed went through. An add of a post
+/// already held, or a removal of one not held, changes nothing and emits nothing; so feed.updates replayed for a
+/// user always rebuilds that user's stored feed.
+/// </summary>
+public sealed class RecipientStage : ITransformer<string, FeedCommand, string, FeedUpdate>
+{
+    private readonly ProcessorMetrics _metrics;
+    private readonly int _feedSize;
+    private ProcessorContext<string, FeedUpdate> _context = null!;
+    private IKeyValueStore<string, Post> _entries = null!;
+    private IKeyValueStore<string, long> _index = null!;
+    private IKeyValueStore<string, long> _sizes = null!;
+
+    /// <summary>Prototype for Streamiz (see <see cref="AuthorStage()"/>); never processes a record.</summary>
+    public RecipientStage()
+    {
+        _metrics = null!;
+    }
+
+    public RecipientStage(ProcessorMetrics metrics, int feedSize)
+    {
+        _metrics = metrics;
+        _feedSize = feedSize;
+    }
+
+    public void Init(ProcessorContext<string, FeedUpdate> context)
+    {
+        _context = context;
+        _entries = (IKeyValueStore<string, Post>)context.GetStateStore(StoreNames.FeedEntries);
+        _index = (IKeyValueStore<string, long>)context.GetStateStore(StoreNames.FeedIndex);
+        _sizes = (IKeyValueStore<string, long>)context.GetStateStore(StoreNames.FeedSizes);
+    }
+
+    public Record<string, FeedUpdate> Process(Record<string, FeedCommand> record)
+    {
+        var command = record.Value;
+        var user = command.RecipientId;
+        switch (command.Kind)
+        {
+            case FeedCommandKind.Add:
+                Add(user, command);
+                break;
+            case FeedCommandKind.RemovePost:
+                Remove(user, command.Post.AuthorId, command.Post.PostId, command);
+                break;
+            case FeedCommandKind.RetractAuthor:
+                RetractAuthor(user, command);
+                break;
+        }
+
+        return null!;
+    }
+
+    public void Close()
+    {
+    }
+
+    private void Add(string user, FeedCommand command)
+    {
+        var heldKey = RecipientKeys.Held(user, command.Post.AuthorId, command.Post.PostId);
+        if (_index.Get(heldKey) != default)
+        {
+            return;
+        }
+
+        // Index values are sequence + 1: the store answers 0 for a missing key.
+        var sequence = NextSequence(user);
+        _index.Put(heldKey, sequence + 1);
+
+        _entries.Put(RecipientKeys.Entry(user, sequence), command.Post);
+        var size = _sizes.Get(user) + 1;
+        if (size > _feedSize)
+        {
+            DropOldest(user);
+            size--;
+        }
+
+        _sizes.Put(user, size);
+        Emit(user, FeedUpdateKind.Added, command.Cause, command.Post, command.SourceOccurredAtMs);
+    }
+
+    private void Remove(string user, string author, string postId, FeedCommand command)
+    {
+        var held = _index.Delete(RecipientKeys.Held(user, author, postId));
+        if (held == default)
+        {
+            return;
+        }
+
+        var entry = _entries.Delete(RecipientKeys.Entry(user, held - 1));
+        _sizes.Put(user, _sizes.Get(user) - 1);
+        Emit(user, FeedUpdateKind.Removed, command.Cause, entry ?? new Post { PostId = postId, AuthorId = author }, command.SourceOccurredAtMs);
+    }
+
+    /// <summary>Removes every entry of one author from the user's feed (unfollow, block), oldest first.</summary>
+    private void RetractAuthor(string user, FeedCommand command)
+    {
+        var author = command.Post.AuthorId;
+        var held = new List<(string PostId, long Sequence)>();
+        using (var posts = _index.Range(RecipientKeys.HeldStart(user, author), RecipientKeys.HeldEnd(user, author)))
+        {
+            while (posts.MoveNext())
+            {
+                var (key, sequence) = (posts.Current!.Value.Key, posts.Current!.Value.Value);
+                held.Add((RecipientKeys.HeldPostId(key, user, author), sequence));
+            }
+        }
+
+        foreach (var (postId, _) in held.OrderBy(h => h.Sequence))
+        {
+            Remove(user, author, postId, command);
+        }
+    }
+
+    /// <summary>
+    /// One past the newest entry's sequence. Sequences only need to be unique among the entries the feed holds
+    /// (the index points only at held entries), so restarting at 0 once a feed is empty is safe.
+    /// </summary>
+    private long NextSequence(string user)
+    {
+        using var newest = _entries.ReverseRange(RecipientKeys.EntryStart(user), RecipientKeys.EntryEnd(user));
+        return newest.MoveNext() ? RecipientKeys.EntrySequence(newest.Current!.Value.Key, user) + 1 : 0;
+    }
+
+    /// <summary>
+    /// The cap is silent: an entry pushed out by newer ones is no longer served, and clients that keep their
+    /// own bounded list drop it the same way.
+    /// </summary>
+    private void DropOldest(string user)
+    {
+        string? oldestKey = null;
+        Post? oldest = null;
+        using (var entries = _entries.Range(RecipientKeys.EntryStart(user), RecipientKeys.EntryEnd(user)))
+        {
+            if (entries.MoveNext())
+            {
+                (oldestKey, oldest) = (entries.Current!.Value.Key, entries.Current!.Value.Value);
+            }
+        }
+
+        if (oldestKey is not null && oldest is not null)
+        {
+            _entries.Delete(oldestKey);
+            _index.Delete(RecipientKeys.Held(user, oldest.AuthorId, oldest.PostId));
+        }
+    }
+
+    private void Emit(string user, FeedUpdateKind kind, FeedCause cause, Post post, long occurredAtMs)
+    {
+        _context.Forward(user, new FeedUpdate { RecipientId = user, Kind = kind, Cause = cause, Post = post, SourceOccurredAtMs = occurredAtMs });
+        _metrics.FeedUpdatesEmitted(1);
+    }
+}
