@@ -11,6 +11,11 @@ namespace Pipeline.Processor;
 /// <summary>Hosts the feed topology: provisions topics (if configured), then runs the Kafka Streams instance.</summary>
 public sealed partial class FeedProcessorService : BackgroundService
 {
+    private static readonly PropertyInfo[] ClientSettings = typeof(ClientConfig)
+        .GetProperties(BindingFlags.Public | BindingFlags.Instance | BindingFlags.DeclaredOnly)
+        .Where(p => p.CanRead && p.GetIndexParameters().Length == 0)
+        .ToArray();
+
     private readonly ProcessorOptions _options;
     private readonly ClientConfig _clientConfig;
     private readonly FeedTopicPlan _topics;
@@ -87,6 +92,10 @@ public sealed partial class FeedProcessorService : BackgroundService
             // After Guarantee: setting EXACTLY_ONCE resets the commit interval to its own default.
             CommitIntervalMs = options.CommitIntervalMs,
 
+            FetchWaitMaxMs = options.FetchWaitMaxMs,
+            LingerMs = options.LingerMs,
+            PollMs = Math.Min(100, options.FetchWaitMaxMs),
+
             // A new application reads its inputs from the beginning, as Kafka Streams does.
             AutoOffsetReset = AutoOffsetReset.Earliest,
             ReplicationFactor = options.ReplicationFactor,
@@ -116,11 +125,6 @@ public sealed partial class FeedProcessorService : BackgroundService
             }
         }
     }
-
-    private static readonly PropertyInfo[] ClientSettings = typeof(ClientConfig)
-        .GetProperties(BindingFlags.Public | BindingFlags.Instance | BindingFlags.DeclaredOnly)
-        .Where(p => p.CanRead && p.GetIndexParameters().Length == 0)
-        .ToArray();
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Starting feed processor {ApplicationId} on {BootstrapServers} ({Guarantee}, state in {StateDir})")]
     private static partial void LogStarting(ILogger logger, string applicationId, string bootstrapServers, DeliveryGuarantee guarantee, string stateDir);

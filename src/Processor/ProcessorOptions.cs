@@ -39,6 +39,17 @@ public sealed class ProcessorOptions
     [Range(1, 1 << 20)]
     public int MaxPostBodyBytes { get; set; } = FeedContract.DefaultMaxPostBodyBytes;
 
+    /// <summary>
+    /// Longest time a fetch waits for data. Each hop of the topology (input, repartitions) can add up to this much
+    /// latency on brokers that answer a fetch only when it expires; lower it for latency, raise it to cut requests.
+    /// </summary>
+    [Range(1, 10_000)]
+    public int FetchWaitMaxMs { get; set; } = 50;
+
+    /// <summary>Producer batching delay, in milliseconds; part of every hop's latency.</summary>
+    [Range(0, 1_000)]
+    public double LingerMs { get; set; } = 5;
+
     /// <summary>How many of an author's newest posts a new follower receives.</summary>
     [Range(0, 1000)]
     public int BackfillSize { get; set; } = 20;

@@ -51,7 +51,8 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
             // Only committed output of the exactly-once processor is delivered; aborted fan-outs never reach users.
             IsolationLevel = IsolationLevel.ReadCommitted,
             EnablePartitionEof = false,
-            FetchWaitMaxMs = 50,
+            // Delivery latency: some brokers (the embedded mock among them) answer an empty fetch only when it expires.
+            FetchWaitMaxMs = 20,
             ClientId = $"stream-edge-{Environment.MachineName}",
         };
 
