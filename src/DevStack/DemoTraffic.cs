@@ -26,6 +26,18 @@ public sealed partial class DemoTraffic : BackgroundService
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        try
+        {
+            await RunAsync(stoppingToken);
+        }
+        catch (Exception ex) when (stoppingToken.IsCancellationRequested && ex is OperationCanceledException or RpcException)
+        {
+            // Ctrl-C: in-flight demo calls are cancelled; nothing to report.
+        }
+    }
+
+    private async Task RunAsync(CancellationToken stoppingToken)
+    {
         while (!_readiness.IsReady)
         {
             await Task.Delay(100, stoppingToken);
@@ -79,6 +91,7 @@ public sealed partial class DemoTraffic : BackgroundService
         }
         catch (RpcException) when (stoppingToken.IsCancellationRequested)
         {
+            // The stack is stopping: the edge ends streams with UNAVAILABLE, or the call was cancelled.
         }
     }
 

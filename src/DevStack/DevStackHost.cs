@@ -49,6 +49,9 @@ public sealed class DevStackHost : IAsyncDisposable
                     ["Logging:LogLevel:Microsoft.AspNetCore"] = "Warning",
                     ["Logging:LogLevel:Microsoft.Hosting.Lifetime"] = "Warning",
                     ["Logging:LogLevel:Streamiz"] = "Warning",
+
+                    // Streams ending with UNAVAILABLE at shutdown are the documented behaviour, not news.
+                    ["Logging:LogLevel:Grpc"] = "Warning",
                 },
             });
             builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
