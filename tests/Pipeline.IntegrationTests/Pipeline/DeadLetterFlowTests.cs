@@ -24,15 +24,8 @@ public sealed class DeadLetterFlowTests
         var run = Guid.NewGuid().ToString("N")[..8];
         var (author, follower) = ($"dlq-author-{run}", $"dlq-follower-{run}");
         using var timeout = new CancellationTokenSource(Timeout);
-        var applied = _pipeline.Metrics.FollowsIn;
-        await _pipeline.Ingest.FollowAsync(new FollowRequest { FollowerId = follower, FolloweeId = author }, cancellationToken: timeout.Token);
-        while (_pipeline.Metrics.FollowsIn <= applied)
-        {
-            await Task.Delay(20, timeout.Token);
-        }
-
-        using var subscription = _pipeline.Feed.Subscribe(new SubscribeRequest { UserId = follower }, cancellationToken: timeout.Token);
-        await subscription.ResponseHeadersAsync.WaitAsync(timeout.Token);
+        await _pipeline.FollowAsync(follower, author, timeout.Token);
+        using var subscription = await _pipeline.SubscribeAsync(follower, timeout.Token);
 
         // A producer outside the ingest API writes garbage between two valid posts.
         using var producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = _pipeline.Stack.BootstrapServers, Partitioner = Partitioner.Murmur2Random }).Build();

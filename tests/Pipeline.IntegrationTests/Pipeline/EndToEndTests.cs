@@ -25,10 +25,10 @@ public sealed class EndToEndTests
     {
         var (author, follower, bystander) = Users("e2e");
         using var timeout = new CancellationTokenSource(Timeout);
-        await FollowAsync(follower, author, timeout.Token);
-        await FollowAsync(bystander, follower, timeout.Token);
-        using var subscription = await SubscribeAsync(follower, timeout.Token);
-        using var bystanderSubscription = await SubscribeAsync(bystander, timeout.Token);
+        await _pipeline.FollowAsync(follower, author, timeout.Token);
+        await _pipeline.FollowAsync(bystander, follower, timeout.Token);
+        using var subscription = await _pipeline.SubscribeAsync(follower, timeout.Token);
+        using var bystanderSubscription = await _pipeline.SubscribeAsync(bystander, timeout.Token);
 
         var published = await _pipeline.Ingest.PublishPostAsync(new PublishPostRequest { AuthorId = author, Body = "hello, followers" }, cancellationToken: timeout.Token);
 
@@ -52,8 +52,8 @@ public sealed class EndToEndTests
     {
         var (author, follower, _) = Users("order");
         using var timeout = new CancellationTokenSource(Timeout);
-        await FollowAsync(follower, author, timeout.Token);
-        using var subscription = await SubscribeAsync(follower, timeout.Token);
+        await _pipeline.FollowAsync(follower, author, timeout.Token);
+        using var subscription = await _pipeline.SubscribeAsync(follower, timeout.Token);
 
         var published = new List<string>();
         for (var i = 0; i < 100; i++)
@@ -128,7 +128,7 @@ public sealed class EndToEndTests
     {
         var (author, follower, _) = Users("web");
         using var timeout = new CancellationTokenSource(Timeout);
-        await FollowAsync(follower, author, timeout.Token);
+        await _pipeline.FollowAsync(follower, author, timeout.Token);
         using var webChannel = GrpcChannel.ForAddress($"http://127.0.0.1:{_pipeline.WebPort}", new GrpcChannelOptions
         {
             HttpHandler = new GrpcWebHandler(GrpcWebMode.GrpcWebText, new HttpClientHandler()),
@@ -143,26 +143,6 @@ public sealed class EndToEndTests
 
         Assert.True(await subscription.ResponseStream.MoveNext(timeout.Token));
         Assert.Equal(published.PostId, subscription.ResponseStream.Current.Added.Post.PostId);
-    }
-
-    /// <summary>Opens a subscription and waits for its response headers, which the edge sends once registered.</summary>
-    private async Task<AsyncServerStreamingCall<FeedEvent>> SubscribeAsync(string user, CancellationToken cancellationToken)
-    {
-        var call = _pipeline.Feed.Subscribe(new SubscribeRequest { UserId = user }, cancellationToken: cancellationToken);
-        await call.ResponseHeadersAsync.WaitAsync(cancellationToken);
-        return call;
-    }
-
-    private async Task FollowAsync(string follower, string followee, CancellationToken cancellationToken)
-    {
-        // Follows travel through a repartition topic and posts do not, so a post sent right after a follow can
-        // overtake it; tests wait for the follow to be applied (tests in a collection run one at a time).
-        var applied = _pipeline.Metrics.FollowsIn;
-        await _pipeline.Ingest.FollowAsync(new FollowRequest { FollowerId = follower, FolloweeId = followee }, cancellationToken: cancellationToken);
-        while (_pipeline.Metrics.FollowsIn <= applied)
-        {
-            await Task.Delay(20, cancellationToken);
-        }
     }
 
     private static (string Author, string Follower, string Bystander) Users(string scenario)

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using Confluent.Kafka;
 using Feed.V1;
+using Grpc.Core;
 using Grpc.Net.Client;
 using Microsoft.Extensions.DependencyInjection;
 using Pipeline.DevStack;
@@ -68,6 +69,29 @@ public sealed class PipelineFixture : IAsyncLifetime
             await _stack.App.StopAsync();
             await _stack.DisposeAsync();
         }
+    }
+
+    /// <summary>
+    /// Follows through the ingest API and waits until the processor applied it. Follows travel through a
+    /// repartition topic and posts do not, so a post sent right after a follow could overtake it. Tests in the
+    /// collection run one at a time, so the counter moving means this follow landed.
+    /// </summary>
+    public async Task FollowAsync(string follower, string followee, CancellationToken cancellationToken)
+    {
+        var applied = Metrics.FollowsIn;
+        await Ingest.FollowAsync(new FollowRequest { FollowerId = follower, FolloweeId = followee }, cancellationToken: cancellationToken);
+        while (Metrics.FollowsIn <= applied)
+        {
+            await Task.Delay(20, cancellationToken);
+        }
+    }
+
+    /// <summary>Opens a subscription and waits for its response headers, which the edge sends once registered.</summary>
+    public async Task<AsyncServerStreamingCall<FeedEvent>> SubscribeAsync(string user, CancellationToken cancellationToken)
+    {
+        var call = Feed.Subscribe(new SubscribeRequest { UserId = user }, cancellationToken: cancellationToken);
+        await call.ResponseHeadersAsync.WaitAsync(cancellationToken);
+        return call;
     }
 
     /// <summary>End offsets of every partition of <paramref name="topic"/>, summed: how many records it holds.</summary>
