@@ -1,6 +1,7 @@
 using Grpc.AspNetCore.Web;
 using Pipeline.Kafka;
 using Pipeline.StreamEdge.Api;
+using Pipeline.StreamEdge.Auth;
 using Pipeline.StreamEdge.Delivery;
 using Pipeline.StreamEdge.Ingest;
 
@@ -19,6 +20,7 @@ public static class EdgeHostingExtensions
         services.AddSingleton<EdgeMetrics>();
         services.AddSingleton<EdgeReadiness>();
         services.AddSingleton<SubscriberRegistry>();
+        services.AddSingleton<FeedAccessPolicy>();
         services.AddSingleton<FeedEventPublisher>();
         services.AddHostedService<FeedUpdatesConsumer>();
 

@@ -1,6 +1,6 @@
 using Feed.V1;
 using Grpc.Core;
-using Pipeline.Kafka.Contracts;
+using Pipeline.StreamEdge.Auth;
 using Pipeline.StreamEdge.Delivery;
 
 namespace Pipeline.StreamEdge.Api;
@@ -13,9 +13,11 @@ public sealed class FeedGrpcService : FeedService.FeedServiceBase
     private readonly SubscriberRegistry _registry;
     private readonly EdgeReadiness _readiness;
     private readonly EdgeMetrics _metrics;
+    private readonly FeedAccessPolicy _access;
 
-    public FeedGrpcService(SubscriberRegistry registry, EdgeReadiness readiness, EdgeMetrics metrics)
+    public FeedGrpcService(SubscriberRegistry registry, EdgeReadiness readiness, EdgeMetrics metrics, FeedAccessPolicy access)
     {
+        _access = access;
         _registry = registry;
         _readiness = readiness;
         _metrics = metrics;
@@ -23,18 +25,13 @@ public sealed class FeedGrpcService : FeedService.FeedServiceBase
 
     public override async Task Subscribe(SubscribeRequest request, IServerStreamWriter<FeedEvent> responseStream, ServerCallContext context)
     {
-        var invalid = FeedContract.ValidateId("user_id", request.UserId);
-        if (invalid is not null)
-        {
-            throw new RpcException(new Status(StatusCode.InvalidArgument, invalid));
-        }
-
+        var userId = _access.ResolveFeedOwner(context, request.UserId);
         if (!_readiness.IsReady)
         {
             throw new RpcException(new Status(StatusCode.Unavailable, "the edge is still starting (feed.updates not yet assigned); retry shortly"));
         }
 
-        var subscription = _registry.TryAdd(request.UserId);
+        var subscription = _registry.TryAdd(userId);
         if (subscription is null)
         {
             _metrics.SubscriptionRefused();

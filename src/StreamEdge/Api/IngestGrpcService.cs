@@ -5,6 +5,7 @@ using Grpc.Core;
 using Microsoft.Extensions.Options;
 using Pipeline.Kafka;
 using Pipeline.Kafka.Contracts;
+using Pipeline.StreamEdge.Auth;
 using Pipeline.StreamEdge.Ingest;
 
 namespace Pipeline.StreamEdge.Api;
@@ -13,11 +14,13 @@ namespace Pipeline.StreamEdge.Api;
 public sealed class IngestGrpcService : IngestService.IngestServiceBase
 {
     private readonly FeedEventPublisher _publisher;
+    private readonly FeedAccessPolicy _access;
     private readonly TimeProvider _clock;
     private readonly int _maxPostBodyBytes;
 
-    public IngestGrpcService(FeedEventPublisher publisher, TimeProvider clock, IOptions<EdgeOptions> options)
+    public IngestGrpcService(FeedEventPublisher publisher, TimeProvider clock, IOptions<EdgeOptions> options, FeedAccessPolicy access)
     {
+        _access = access;
         _publisher = publisher;
         _clock = clock;
         _maxPostBodyBytes = options.Value.MaxPostBodyBytes;
@@ -25,9 +28,9 @@ public sealed class IngestGrpcService : IngestService.IngestServiceBase
 
     public override async Task<PublishPostResponse> PublishPost(PublishPostRequest request, ServerCallContext context)
     {
+        _access.ResolveActor(context, "author_id", request.AuthorId);
         EnsureValid(
-            FeedContract.ValidateId("author_id", request.AuthorId)
-            ?? FeedContract.ValidatePostBody(request.Body, _maxPostBodyBytes)
+            FeedContract.ValidatePostBody(request.Body, _maxPostBodyBytes)
             ?? (request.PostId.Length == 0 ? null : FeedContract.ValidateId("post_id", request.PostId)));
 
         var now = _clock.GetUtcNow().ToUnixTimeMilliseconds();
@@ -46,7 +49,8 @@ public sealed class IngestGrpcService : IngestService.IngestServiceBase
 
     public override Task<IngestAck> DeletePost(DeletePostRequest request, ServerCallContext context)
     {
-        EnsureValid(FeedContract.ValidateId("author_id", request.AuthorId) ?? FeedContract.ValidateId("post_id", request.PostId));
+        _access.ResolveActor(context, "author_id", request.AuthorId);
+        EnsureValid(FeedContract.ValidateId("post_id", request.PostId));
         var now = _clock.GetUtcNow().ToUnixTimeMilliseconds();
         var post = new PostEvent { PostId = request.PostId, AuthorId = request.AuthorId, Action = PostAction.Deleted, OccurredAtMs = now };
         return PublishAsync(FeedTopics.Posts, post.AuthorId, post, context);
@@ -60,6 +64,7 @@ public sealed class IngestGrpcService : IngestService.IngestServiceBase
 
     private Task<IngestAck> PublishFollowAsync(FollowRequest request, FollowAction action, ServerCallContext context)
     {
+        _access.ResolveActor(context, "follower_id", request.FollowerId);
         EnsureValid(FeedContract.ValidateFollowPair(request.FollowerId, request.FolloweeId));
         var follow = new FollowEvent
         {
