@@ -61,7 +61,11 @@ public sealed class DevStackHost : IAsyncDisposable
                 ["Kestrel:Endpoints:Grpc:Protocols"] = "Http2",
                 ["Kestrel:Endpoints:Web:Url"] = $"http://127.0.0.1:{settings.WebPort}",
                 ["Kestrel:Endpoints:Web:Protocols"] = "Http1",
-                ["Processor:StateDir"] = stateDir,
+                ["Processor:StateDir"] = Path.Combine(stateDir, "processor"),
+                ["Edge:StateDir"] = Path.Combine(stateDir, "edge"),
+
+                // Development only: a fixed, public key, so that cursors survive restarts of the dev stack.
+                ["Edge:CursorSigningKey"] = "ZGV2LW9ubHktY3Vyc29yLWtleS1mZWVkLXBpcGVsaW5lLTAwMDA=",
                 ["Processor:ProvisionTopics"] = "false",
                 ["Processor:TopicPartitions"] = settings.Partitions.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 ["Processor:ReplicationFactor"] = "1",

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Options;
 using Grpc.AspNetCore.Web;
 using Pipeline.Kafka;
 using Pipeline.StreamEdge.Api;
@@ -14,12 +15,21 @@ public static class EdgeHostingExtensions
     {
         var services = builder.Services;
         services.AddKafkaClientConfig();
-        services.AddOptions<EdgeOptions>().BindConfiguration(EdgeOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<EdgeOptions>()
+            .BindConfiguration(EdgeOptions.SectionName)
+            .ValidateDataAnnotations()
+            .Validate(
+                options => IsSigningKey(options.CursorSigningKey),
+                "Edge:CursorSigningKey must be a base64 key of at least 32 bytes, the same on every edge instance (e.g. openssl rand -base64 32).")
+            .ValidateOnStart();
 
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton<EdgeMetrics>();
         services.AddSingleton<EdgeReadiness>();
         services.AddSingleton<SubscriberRegistry>();
+        services.AddSingleton<FeedReplica>();
+        services.AddSingleton(sp => new CursorCodec(Convert.FromBase64String(sp.GetRequiredService<IOptions<EdgeOptions>>().Value.CursorSigningKey)));
+        services.AddHostedService<HeartbeatTicker>();
         services.AddSingleton<FeedAccessPolicy>();
         services.AddSingleton<FeedEventPublisher>();
         services.AddHostedService<FeedUpdatesConsumer>();
@@ -33,6 +43,12 @@ public static class EdgeHostingExtensions
         services.AddGrpcReflection();
         services.AddGrpcHealthChecks().AddCheck<EdgeReadiness>("feed-updates");
         return builder;
+    }
+
+    private static bool IsSigningKey(string text)
+    {
+        Span<byte> bytes = stackalloc byte[256];
+        return Convert.TryFromBase64String(text, bytes, out var length) && length >= 32;
     }
 
     /// <summary>Maps gRPC (native on the HTTP/2 port, grpc-web on the HTTP/1.1 port), reflection and health.</summary>

@@ -23,6 +23,33 @@ public sealed class EdgeOptions
     [Range(1, 1 << 20)]
     public int MaxPostBodyBytes { get; set; } = FeedContract.DefaultMaxPostBodyBytes;
 
+    /// <summary>Where the edge keeps its replica of the feeds (RocksDB). Keep it across restarts: a fresh one is rebuilt from feed.updates.</summary>
+    [Required]
+    public string StateDir { get; set; } = "./edge-state";
+
+    /// <summary>Entries kept per user; must equal the processor's Processor:FeedSize so the replica matches the stored feed.</summary>
+    [Range(1, 100_000)]
+    public int FeedSize { get; set; } = 800;
+
+    /// <summary>Most snapshot entries one Subscribe may ask for.</summary>
+    [Range(0, 100_000)]
+    public int MaxSnapshotSize { get; set; } = 100;
+
+    /// <summary>Updates kept per user for resuming from a cursor; an older cursor gets a reset and a fresh snapshot.</summary>
+    [Range(1, 1_000_000)]
+    public int ResumeWindow { get; set; } = 1000;
+
+    /// <summary>Interval of heartbeat events on idle and busy streams alike.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.010", "01:00:00")]
+    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>
+    /// Base64 HMAC key (at least 32 bytes) that signs cursors. Every edge instance must share it, or cursors
+    /// from one instance are refused by another.
+    /// </summary>
+    [Required]
+    public string CursorSigningKey { get; set; } = "";
+
     /// <summary>Consumer group of the edge's feed.updates consumer (used for client metrics, not for offsets).</summary>
     [Required]
     public string ConsumerGroupId { get; set; } = "stream-edge";

@@ -1,11 +1,12 @@
 using Feed.V1;
 using Grpc.Core;
+using Microsoft.Extensions.Options;
 using Pipeline.StreamEdge.Auth;
 using Pipeline.StreamEdge.Delivery;
 
 namespace Pipeline.StreamEdge.Api;
 
-/// <summary>Subscribe: registers the caller with the dispatch loop and copies its queue to the response stream.</summary>
+/// <summary>Subscribe: authorizes, registers with the dispatch loop, and writes the session's events to the stream.</summary>
 public sealed class FeedGrpcService : FeedService.FeedServiceBase
 {
     private static readonly WriteOptions Buffered = new(WriteFlags.BufferHint);
@@ -14,21 +15,43 @@ public sealed class FeedGrpcService : FeedService.FeedServiceBase
     private readonly EdgeReadiness _readiness;
     private readonly EdgeMetrics _metrics;
     private readonly FeedAccessPolicy _access;
+    private readonly FeedReplica _replica;
+    private readonly CursorCodec _cursors;
+    private readonly TimeProvider _clock;
+    private readonly int _maxSnapshotSize;
 
-    public FeedGrpcService(SubscriberRegistry registry, EdgeReadiness readiness, EdgeMetrics metrics, FeedAccessPolicy access)
+    public FeedGrpcService(
+        SubscriberRegistry registry,
+        EdgeReadiness readiness,
+        EdgeMetrics metrics,
+        FeedAccessPolicy access,
+        FeedReplica replica,
+        CursorCodec cursors,
+        TimeProvider clock,
+        IOptions<EdgeOptions> options)
     {
-        _access = access;
         _registry = registry;
         _readiness = readiness;
         _metrics = metrics;
+        _access = access;
+        _replica = replica;
+        _cursors = cursors;
+        _clock = clock;
+        _maxSnapshotSize = options.Value.MaxSnapshotSize;
     }
 
     public override async Task Subscribe(SubscribeRequest request, IServerStreamWriter<FeedEvent> responseStream, ServerCallContext context)
     {
         var userId = _access.ResolveFeedOwner(context, request.UserId);
+        var cursor = DecodeCursor(request.Cursor, userId);
+        if (request.SnapshotSize < 0)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, "snapshot_size must not be negative"));
+        }
+
         if (!_readiness.IsReady)
         {
-            throw new RpcException(new Status(StatusCode.Unavailable, "the edge is still starting (feed.updates not yet assigned); retry shortly"));
+            throw new RpcException(new Status(StatusCode.Unavailable, "the edge is still building its feed replica from feed.updates; retry shortly"));
         }
 
         var subscription = _registry.TryAdd(userId);
@@ -44,10 +67,21 @@ public sealed class FeedGrpcService : FeedService.FeedServiceBase
             // Headers go out as soon as the subscription is registered: a client that awaits them knows that
             // every update committed from now on will reach it.
             await context.WriteResponseHeadersAsync([]);
-            await CopyToStreamAsync(subscription, responseStream, stop.Token);
+            var session = new FeedSession(userId, subscription, _replica, _cursors, _clock);
+            await foreach (var feedEvent in session.ReadAsync(cursor, Math.Min(request.SnapshotSize, _maxSnapshotSize), stop.Token))
+            {
+                // Flush only when nothing more is queued: a burst goes out in few HTTP/2 frames.
+                responseStream.WriteOptions = session.MoreQueued ? Buffered : null;
+                await responseStream.WriteAsync(feedEvent, stop.Token);
+                _metrics.Delivered(1);
+            }
         }
         catch (OperationCanceledException) when (subscription.Overflowed)
         {
+        }
+        catch (FeedUnavailableException ex)
+        {
+            throw new RpcException(new Status(StatusCode.Unavailable, ex.Message));
         }
         finally
         {
@@ -59,24 +93,18 @@ public sealed class FeedGrpcService : FeedService.FeedServiceBase
             : new RpcException(new Status(StatusCode.Unavailable, "the edge is shutting down; resubscribe with the last cursor received"));
     }
 
-    /// <summary>
-    /// Writes queued events, flushing only when the queue is drained: a burst goes out in few HTTP/2 frames
-    /// instead of one flush per event.
-    /// </summary>
-    private async Task CopyToStreamAsync(Subscription subscription, IServerStreamWriter<FeedEvent> responseStream, CancellationToken cancellationToken)
+    private FeedCursor? DecodeCursor(string text, string userId)
     {
-        var reader = subscription.Reader;
-        while (await reader.WaitToReadAsync(cancellationToken))
+        if (text.Length == 0)
         {
-            var written = 0;
-            while (reader.TryRead(out var feedEvent))
-            {
-                responseStream.WriteOptions = reader.Count > 0 ? Buffered : null;
-                await responseStream.WriteAsync(feedEvent, cancellationToken);
-                written++;
-            }
-
-            _metrics.Delivered(written);
+            return null;
         }
+
+        return _cursors.TryDecode(text, userId, out var cursor) switch
+        {
+            CursorVerdict.Valid => cursor,
+            CursorVerdict.OtherUser => throw new RpcException(new Status(StatusCode.PermissionDenied, "the cursor belongs to another user's feed")),
+            _ => throw new RpcException(new Status(StatusCode.InvalidArgument, "the cursor is malformed or was not issued by this service; subscribe without a cursor to start from a snapshot")),
+        };
     }
 }

@@ -3,19 +3,20 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 namespace Pipeline.StreamEdge.Delivery;
 
 /// <summary>
-/// Serving only once the feed.updates consumer holds its assignment: before that, a subscriber would silently miss
-/// updates, so load balancers and grpc.health.v1 clients must not send traffic yet.
+/// Serving only once the feed replica has caught up with feed.updates as it stood at start: before that, snapshots
+/// would be stale and cursors from other instances unresolvable, so load balancers and grpc.health.v1 clients must
+/// not send traffic yet.
 /// </summary>
 public sealed class EdgeReadiness : IHealthCheck
 {
-    private volatile bool _consumerAssigned;
+    private volatile bool _caughtUp;
 
-    public bool IsReady => _consumerAssigned;
+    public bool IsReady => _caughtUp;
 
-    public void MarkConsumerAssigned() => _consumerAssigned = true;
+    public void MarkCaughtUp() => _caughtUp = true;
 
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
-        Task.FromResult(_consumerAssigned
-            ? HealthCheckResult.Healthy("feed.updates consumer assigned")
-            : HealthCheckResult.Unhealthy("waiting for the feed.updates consumer to be assigned"));
+        Task.FromResult(_caughtUp
+            ? HealthCheckResult.Healthy("feed replica caught up with feed.updates")
+            : HealthCheckResult.Unhealthy("rebuilding the feed replica from feed.updates"));
 }

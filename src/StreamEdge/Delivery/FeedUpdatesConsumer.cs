@@ -8,7 +8,7 @@ namespace Pipeline.StreamEdge.Delivery;
 
 /// <summary>
 /// Reads every partition of feed.updates (each edge instance sees all updates, so any subscriber can attach to any
-/// edge) and dispatches each update to the recipient's open subscriptions. Runs on its own thread: librdkafka's
+/// edge), applies each update to the local feed replica and dispatches it to the recipient's open subscriptions. Runs on its own thread: librdkafka's
 /// Consume blocks, and the dispatch path must never wait on the request threads.
 /// </summary>
 public sealed partial class FeedUpdatesConsumer : BackgroundService
@@ -20,6 +20,8 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
     private readonly SubscriberRegistry _registry;
     private readonly EdgeMetrics _metrics;
     private readonly EdgeReadiness _readiness;
+    private readonly FeedReplica _replica;
+    private readonly CursorCodec _cursors;
     private readonly ILogger<FeedUpdatesConsumer> _logger;
 
     public FeedUpdatesConsumer(
@@ -28,8 +30,12 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
         SubscriberRegistry registry,
         EdgeMetrics metrics,
         EdgeReadiness readiness,
+        FeedReplica replica,
+        CursorCodec cursors,
         ILogger<FeedUpdatesConsumer> logger)
     {
+        _replica = replica;
+        _cursors = cursors;
         _clientConfig = clientConfig.Value;
         _options = options.Value;
         _registry = registry;
@@ -50,7 +56,8 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
             EnableAutoOffsetStore = false,
             // Only committed output of the exactly-once processor is delivered; aborted fan-outs never reach users.
             IsolationLevel = IsolationLevel.ReadCommitted,
-            EnablePartitionEof = false,
+            // End-of-partition events tell when the replica has caught up with what existed at start.
+            EnablePartitionEof = true,
             // Delivery latency: some brokers (the embedded mock among them) answer an empty fetch only when it expires.
             FetchWaitMaxMs = 20,
             ClientId = $"stream-edge-{Environment.MachineName}",
@@ -63,20 +70,31 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
             .Build();
         try
         {
-            var assignment = AssignAtEnd(consumer, stoppingToken);
+            var assignment = AssignFromCheckpoints(consumer, stoppingToken);
             LogAssigned(_logger, assignment.Count, FeedTopics.FeedUpdates);
-            _readiness.MarkConsumerAssigned();
+            var catchingUp = assignment.Select(a => a.Partition.Value).ToHashSet();
 
             while (!stoppingToken.IsCancellationRequested)
             {
                 var result = consumer.Consume(stoppingToken);
-                if (result?.Message is null)
+                if (result is null)
                 {
                     continue;
                 }
 
+                if (result.IsPartitionEOF)
+                {
+                    if (catchingUp.Remove(result.Partition.Value) && catchingUp.Count == 0)
+                    {
+                        LogCaughtUp(_logger, assignment.Count);
+                        _readiness.MarkCaughtUp();
+                    }
+
+                    continue;
+                }
+
                 _metrics.Consumed();
-                Dispatch(result);
+                ApplyAndDispatch(result);
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -88,14 +106,13 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
         }
     }
 
-    private void Dispatch(ConsumeResult<string, byte[]> result)
+    /// <summary>
+    /// Applies the update to the replica first, then hands it to live subscribers: a subscriber that registers in
+    /// between finds it in both places and skips the copy by offset, so nothing is lost or doubled.
+    /// </summary>
+    private void ApplyAndDispatch(ConsumeResult<string, byte[]> result)
     {
-        var recipient = result.Message.Key;
-        if (recipient is null || !_registry.HasSubscribers(recipient))
-        {
-            return;
-        }
-
+        var (partition, offset) = (result.Partition.Value, result.Offset.Value);
         FeedUpdate update;
         try
         {
@@ -104,11 +121,18 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
         catch (InvalidProtocolBufferException ex)
         {
             _metrics.Dropped(DropReasons.MalformedUpdate);
-            LogMalformed(_logger, result.Partition.Value, result.Offset.Value, ex.Message);
+            LogMalformed(_logger, partition, offset, ex.Message);
             return;
         }
 
-        var feedEvent = new FeedEvent { Cursor = new FeedCursor(result.Partition.Value, result.Offset.Value).Encode() };
+        if (string.IsNullOrEmpty(update.RecipientId))
+        {
+            _metrics.Dropped(DropReasons.MalformedUpdate);
+            LogMalformed(_logger, partition, offset, "no recipient_id");
+            return;
+        }
+
+        var feedEvent = new FeedEvent();
         if (update.Kind == FeedUpdateKind.Removed)
         {
             feedEvent.Removed = new FeedEntryRemoved { PostId = update.Post?.PostId ?? "", AuthorId = update.Post?.AuthorId ?? "", Cause = update.Cause };
@@ -118,25 +142,31 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
             feedEvent.Added = new FeedEntry { Post = update.Post, Cause = update.Cause, SourceOccurredAtMs = update.SourceOccurredAtMs };
         }
 
-        _registry.Dispatch(recipient, feedEvent);
+        _replica.Apply(partition, offset, update, feedEvent);
+        if (_registry.HasSubscribers(update.RecipientId))
+        {
+            feedEvent.Cursor = _cursors.Encode(FeedCursor.At(partition, offset), update.RecipientId);
+            _registry.Dispatch(update.RecipientId, new Delivery(feedEvent, offset));
+        }
     }
 
     /// <summary>
-    /// Assigns every partition at its current end. Explicit offsets (rather than Offset.End, which librdkafka
-    /// resolves lazily) mean that anything produced after readiness is reported is seen.
+    /// Assigns every partition at the replica's checkpoint, or at the beginning for a partition it never saw
+    /// (a fresh replica rebuilds from what feed.updates retains).
     /// </summary>
-    private List<TopicPartitionOffset> AssignAtEnd(IConsumer<string, byte[]> consumer, CancellationToken stoppingToken)
+    private List<TopicPartitionOffset> AssignFromCheckpoints(IConsumer<string, byte[]> consumer, CancellationToken stoppingToken)
     {
         using var admin = new AdminClientBuilder(new AdminClientConfig(_clientConfig.Copy())).Build();
         while (true)
         {
             stoppingToken.ThrowIfCancellationRequested();
-            var topic = admin.GetMetadata(FeedTopics.FeedUpdates, TimeSpan.FromSeconds(10)).Topics.SingleOrDefault();
+
+            // All-topics metadata: asking for one topic by name can auto-create it on some brokers.
+            var topic = admin.GetMetadata(TimeSpan.FromSeconds(10)).Topics.SingleOrDefault(t => t.Topic == FeedTopics.FeedUpdates);
             if (topic is not null && topic.Error.Code == ErrorCode.NoError && topic.Partitions.Count > 0)
             {
                 var assignment = topic.Partitions
-                    .Select(p => new TopicPartition(FeedTopics.FeedUpdates, p.PartitionId))
-                    .Select(tp => new TopicPartitionOffset(tp, consumer.QueryWatermarkOffsets(tp, TimeSpan.FromSeconds(10)).High))
+                    .Select(p => new TopicPartitionOffset(FeedTopics.FeedUpdates, p.PartitionId, _replica.NextOffset(p.PartitionId) is { } next ? new Offset(next) : Offset.Beginning))
                     .ToList();
                 consumer.Assign(assignment);
                 return assignment;
@@ -147,7 +177,10 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Consuming {PartitionCount} partitions of {Topic} from their current end")]
+    [LoggerMessage(Level = LogLevel.Information, Message = "Feed replica caught up with {PartitionCount} partitions of feed.updates; serving")]
+    private static partial void LogCaughtUp(ILogger logger, int partitionCount);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Consuming {PartitionCount} partitions of {Topic} from the replica checkpoints")]
     private static partial void LogAssigned(ILogger logger, int partitionCount, string topic);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Waiting for topic {Topic} to exist ({Reason}); create it or start the processor, which provisions it")]

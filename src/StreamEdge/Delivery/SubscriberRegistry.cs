@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Collections.Immutable;
-using Feed.V1;
 using Microsoft.Extensions.Options;
 
 namespace Pipeline.StreamEdge.Delivery;
@@ -78,7 +77,7 @@ public sealed class SubscriberRegistry
     public bool HasSubscribers(string userId) => _byUser.ContainsKey(userId);
 
     /// <summary>Hands one event to every subscription of <paramref name="userId"/>; never blocks.</summary>
-    public void Dispatch(string userId, FeedEvent feedEvent)
+    public void Dispatch(string userId, Delivery delivery)
     {
         if (!_byUser.TryGetValue(userId, out var subscriptions))
         {
@@ -87,9 +86,21 @@ public sealed class SubscriberRegistry
 
         foreach (var subscription in subscriptions)
         {
-            if (!subscription.TryEnqueue(feedEvent))
+            if (!subscription.TryEnqueue(delivery))
             {
                 _metrics.Dropped(DropReasons.SubscriberOverflow);
+            }
+        }
+    }
+
+    /// <summary>Asks every subscription for a heartbeat.</summary>
+    public void PulseAll()
+    {
+        foreach (var subscriptions in _byUser.Values)
+        {
+            foreach (var subscription in subscriptions)
+            {
+                subscription.Pulse();
             }
         }
     }

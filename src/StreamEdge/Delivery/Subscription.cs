@@ -4,6 +4,15 @@ using Feed.V1;
 
 namespace Pipeline.StreamEdge.Delivery;
 
+/// <summary>An event bound for one subscription, with its feed.updates offset (used to skip what a snapshot or replay already covered).</summary>
+public readonly record struct Delivery(FeedEvent Event, long Offset)
+{
+    /// <summary>Marker the heartbeat ticker enqueues; the stream writer turns it into a heartbeat with its own cursor and lag.</summary>
+    public static Delivery Heartbeat { get; } = new(new FeedEvent(), -1);
+
+    public bool IsHeartbeat => ReferenceEquals(Event, Heartbeat.Event);
+}
+
 /// <summary>
 /// One open Subscribe call: a bounded queue between the dispatch loop (writer) and the gRPC response stream
 /// (reader). The writer never waits: when the queue is full the subscription is ended as overflowed.
@@ -11,14 +20,14 @@ namespace Pipeline.StreamEdge.Delivery;
 [SuppressMessage("Reliability", "CA1001", Justification = "The overflow token source has no timer and no linked parents, so it holds nothing to free; disposing it would race with the dispatch thread cancelling it.")]
 public sealed class Subscription
 {
-    private readonly Channel<FeedEvent> _queue;
+    private readonly Channel<Delivery> _queue;
     private readonly CancellationTokenSource _overflow = new();
 
     public Subscription(string userId, int capacity)
     {
         UserId = userId;
         Capacity = capacity;
-        _queue = Channel.CreateBounded<FeedEvent>(new BoundedChannelOptions(capacity)
+        _queue = Channel.CreateBounded<Delivery>(new BoundedChannelOptions(capacity)
         {
             SingleReader = true,
             SingleWriter = false,
@@ -33,7 +42,7 @@ public sealed class Subscription
     /// <summary>True once the subscriber fell more than <see cref="Capacity"/> events behind.</summary>
     public bool Overflowed { get; private set; }
 
-    public ChannelReader<FeedEvent> Reader => _queue.Reader;
+    public ChannelReader<Delivery> Reader => _queue.Reader;
 
     /// <summary>
     /// Cancelled on overflow. The response writer passes it to WriteAsync, so a client that stopped reading (and
@@ -42,9 +51,9 @@ public sealed class Subscription
     public CancellationToken OverflowToken => _overflow.Token;
 
     /// <summary>Queues an event without blocking; returns false (and ends the subscription) when full.</summary>
-    public bool TryEnqueue(FeedEvent feedEvent)
+    public bool TryEnqueue(Delivery delivery)
     {
-        if (_queue.Writer.TryWrite(feedEvent))
+        if (_queue.Writer.TryWrite(delivery))
         {
             return true;
         }
@@ -58,6 +67,9 @@ public sealed class Subscription
 
         return false;
     }
+
+    /// <summary>Asks for a heartbeat; a full queue already tells the client the stream is alive.</summary>
+    public void Pulse() => _queue.Writer.TryWrite(Delivery.Heartbeat);
 
     /// <summary>Ends the subscription from the server side (shutdown); the reader drains what is queued.</summary>
     public void Complete() => _queue.Writer.TryComplete();

@@ -35,9 +35,9 @@ public sealed class DeadLetterFlowTests
         await producer.ProduceAsync(FeedTopics.Posts, ValidPost(author, $"after-{run}"), timeout.Token);
 
         var received = new List<string>();
-        while (received.Count < 2 && await subscription.ResponseStream.MoveNext(timeout.Token))
+        while (received.Count < 2)
         {
-            received.Add(subscription.ResponseStream.Current.Added.Post.PostId);
+            received.Add((await subscription.ResponseStream.NextUpdateAsync(timeout.Token)).Added.Post.PostId);
         }
 
         Assert.Equal([$"before-{run}", $"after-{run}"], received);

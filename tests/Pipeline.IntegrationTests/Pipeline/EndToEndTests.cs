@@ -32,8 +32,7 @@ public sealed class EndToEndTests
 
         var published = await _pipeline.Ingest.PublishPostAsync(new PublishPostRequest { AuthorId = author, Body = "hello, followers" }, cancellationToken: timeout.Token);
 
-        Assert.True(await subscription.ResponseStream.MoveNext(timeout.Token));
-        var received = subscription.ResponseStream.Current;
+        var received = await subscription.ResponseStream.NextUpdateAsync(timeout.Token);
         Assert.Equal(FeedEvent.EventOneofCase.Added, received.EventCase);
         Assert.Equal(published.PostId, received.Added.Post.PostId);
         Assert.Equal(author, received.Added.Post.AuthorId);
@@ -43,8 +42,7 @@ public sealed class EndToEndTests
 
         // The bystander follows the follower, not the author: a second post by the follower is the first thing it sees.
         await _pipeline.Ingest.PublishPostAsync(new PublishPostRequest { AuthorId = follower, Body = "relay" }, cancellationToken: timeout.Token);
-        Assert.True(await bystanderSubscription.ResponseStream.MoveNext(timeout.Token));
-        Assert.Equal(follower, bystanderSubscription.ResponseStream.Current.Added.Post.AuthorId);
+        Assert.Equal(follower, (await bystanderSubscription.ResponseStream.NextUpdateAsync(timeout.Token)).Added.Post.AuthorId);
     }
 
     [Fact]
@@ -64,10 +62,11 @@ public sealed class EndToEndTests
 
         var received = new List<string>();
         var cursors = new HashSet<string>();
-        while (received.Count < published.Count && await subscription.ResponseStream.MoveNext(timeout.Token))
+        while (received.Count < published.Count)
         {
-            received.Add(subscription.ResponseStream.Current.Added.Post.PostId);
-            cursors.Add(subscription.ResponseStream.Current.Cursor);
+            var update = await subscription.ResponseStream.NextUpdateAsync(timeout.Token);
+            received.Add(update.Added.Post.PostId);
+            cursors.Add(update.Cursor);
         }
 
         Assert.Equal(published, received);
@@ -141,8 +140,7 @@ public sealed class EndToEndTests
         await subscription.ResponseHeadersAsync.WaitAsync(timeout.Token);
         var published = await _pipeline.Ingest.PublishPostAsync(new PublishPostRequest { AuthorId = author, Body = "to the browser" }, cancellationToken: timeout.Token);
 
-        Assert.True(await subscription.ResponseStream.MoveNext(timeout.Token));
-        Assert.Equal(published.PostId, subscription.ResponseStream.Current.Added.Post.PostId);
+        Assert.Equal(published.PostId, (await subscription.ResponseStream.NextUpdateAsync(timeout.Token)).Added.Post.PostId);
     }
 
     private static (string Author, string Follower, string Bystander) Users(string scenario)

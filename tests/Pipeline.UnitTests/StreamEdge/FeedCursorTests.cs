@@ -5,19 +5,46 @@ namespace Pipeline.UnitTests.StreamEdge;
 
 public sealed class FeedCursorTests
 {
+    private static readonly CursorCodec Codec = new(Enumerable.Range(0, 32).Select(i => (byte)i).ToArray());
+
     [Fact]
-    public void EncodeThenDecode_RoundTripsAnyPosition() =>
-        Gen.Select(Gen.Int[0, int.MaxValue], Gen.Long[0, long.MaxValue]).Sample((partition, offset) =>
+    public void EncodeThenDecode_RoundTripsAnyPositionForItsUser() =>
+        Gen.Select(Gen.Int[-1, int.MaxValue], Gen.Long[-1, long.MaxValue], Gen.String[1, 64]).Sample((partition, offset, user) =>
         {
-            var cursor = new FeedCursor(partition, offset);
-            Assert.True(FeedCursor.TryDecode(cursor.Encode(), out var decoded));
+            var cursor = FeedCursor.At(partition, offset);
+            Assert.Equal(CursorVerdict.Valid, Codec.TryDecode(Codec.Encode(cursor, user), user, out var decoded));
             Assert.Equal(cursor, decoded);
         });
+
+    [Fact]
+    public void AnotherUsersCursor_IsRecognisedAsSuch()
+    {
+        var bobs = Codec.Encode(FeedCursor.At(2, 41), "bob");
+        Assert.Equal(CursorVerdict.OtherUser, Codec.TryDecode(bobs, "alice", out _));
+    }
+
+    [Fact]
+    public void CursorSignedWithAnotherKey_IsMalformed()
+    {
+        var other = new CursorCodec(Enumerable.Repeat((byte)7, 32).ToArray());
+        Assert.Equal(CursorVerdict.Malformed, Codec.TryDecode(other.Encode(FeedCursor.At(0, 1), "bob"), "bob", out _));
+    }
+
+    [Fact]
+    public void TamperedCursor_IsMalformed()
+    {
+        var text = Codec.Encode(FeedCursor.At(0, 1), "bob").ToCharArray();
+        text[5] = text[5] == 'A' ? 'B' : 'A';
+        Assert.Equal(CursorVerdict.Malformed, Codec.TryDecode(new string(text), "bob", out _));
+    }
 
     [Theory]
     [InlineData("")]
     [InlineData("not-a-cursor")]
     [InlineData("AAAAAAAAAAAAAAAAAA")]
     [InlineData("////////////////////////////////////////////////////////////////////////")]
-    public void Decode_GarbageIsRejected(string text) => Assert.False(FeedCursor.TryDecode(text, out _));
+    public void Garbage_IsMalformed(string text) => Assert.Equal(CursorVerdict.Malformed, Codec.TryDecode(text, "bob", out _));
+
+    [Fact]
+    public void ShortKey_IsRefused() => Assert.Throws<ArgumentException>(() => new CursorCodec(new byte[16]));
 }

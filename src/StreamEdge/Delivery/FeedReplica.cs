@@ -1,0 +1,229 @@
+using System.Buffers.Binary;
+using System.Globalization;
+using System.Text;
+using Feed.V1;
+using Google.Protobuf;
+using Microsoft.Extensions.Options;
+using RocksDbSharp;
+
+namespace Pipeline.StreamEdge.Delivery;
+
+/// <summary>
+/// The edge's local replica of every user's feed, built from feed.updates in RocksDB on local disk: the current
+/// entries (for snapshots) and a bounded log of each user's recent updates (for resuming from a cursor), plus the
+/// consumed offset of every partition, written in the same batch as the data it covers so that a restart
+/// continues exactly where the replica left off.
+/// </summary>
+/// <remarks>
+/// Keys (ids never contain '/'; '0' sorts right after '/', so "{prefix}/{user}/" … "{prefix}/{user}0" is one user):
+/// <c>o/{partition}</c> next offset · <c>s/{partition}</c> first offset this replica consumed ·
+/// <c>m/{user}</c> meta · <c>e/{user}/{offset}</c> feed entry · <c>x/{user}/{author}/{post}</c> offset of that entry ·
+/// <c>l/{user}/{offset}</c> logged update. Offsets are zero-padded so byte order is numeric order.
+/// Only the dispatch thread writes; readers use RocksDB snapshots, so a subscriber always sees a consistent
+/// (meta, entries, offset) triple.
+/// </remarks>
+public sealed class FeedReplica : IDisposable
+{
+    private readonly RocksDb _db;
+    private readonly int _feedSize;
+    private readonly int _resumeWindow;
+
+    public FeedReplica(IOptions<EdgeOptions> options)
+    {
+        var edge = options.Value;
+        _feedSize = edge.FeedSize;
+        _resumeWindow = edge.ResumeWindow;
+        Directory.CreateDirectory(edge.StateDir);
+        _db = RocksDb.Open(new DbOptions().SetCreateIfMissing(true), Path.Combine(edge.StateDir, "feed-replica"));
+    }
+
+    /// <summary>Where to continue consuming <paramref name="partition"/>, or null for a replica that never saw it.</summary>
+    public long? NextOffset(int partition) => ReadLong(Key($"o/{partition}"), null);
+
+    /// <summary>Applies one feed.updates record and advances the partition's checkpoint, atomically.</summary>
+    public void Apply(int partition, long offset, FeedUpdate update, FeedEvent loggedEvent)
+    {
+        var user = update.RecipientId;
+        var meta = ReadMeta(user, null) ?? new UserMeta(partition, 0, 0, -1);
+        using var batch = new WriteBatch();
+        if (ReadLong(Key($"s/{partition}"), null) is null)
+        {
+            batch.Put(Key($"s/{partition}"), Long(offset), null);
+        }
+
+        var post = update.Post ?? new Post();
+        var heldKey = Key($"x/{user}/{post.AuthorId}/{post.PostId}");
+        if (update.Kind == FeedUpdateKind.Added && _db.Get(heldKey, null, null) is null)
+        {
+            var entry = new FeedEntry { Post = post, Cause = update.Cause, FromSnapshot = true, SourceOccurredAtMs = update.SourceOccurredAtMs };
+            batch.Put(EntryKey(user, offset), entry.ToByteArray(), null);
+            batch.Put(heldKey, Long(offset), null);
+            meta = meta with { Entries = meta.Entries + 1 };
+            if (meta.Entries > _feedSize && FirstInRange($"e/{user}/") is { } oldest)
+            {
+                var oldestEntry = FeedEntry.Parser.ParseFrom(oldest.Value);
+                batch.Delete(oldest.Key, null);
+                batch.Delete(Key($"x/{user}/{oldestEntry.Post.AuthorId}/{oldestEntry.Post.PostId}"), null);
+                meta = meta with { Entries = meta.Entries - 1 };
+            }
+        }
+        else if (update.Kind == FeedUpdateKind.Removed && ReadLong(heldKey, null) is { } heldAt)
+        {
+            batch.Delete(EntryKey(user, heldAt), null);
+            batch.Delete(heldKey, null);
+            meta = meta with { Entries = meta.Entries - 1 };
+        }
+
+        batch.Put(LogKey(user, offset), loggedEvent.ToByteArray(), null);
+        meta = meta with { Logged = meta.Logged + 1 };
+        if (meta.Logged > _resumeWindow && FirstInRange($"l/{user}/") is { } oldestLogged)
+        {
+            batch.Delete(oldestLogged.Key, null);
+            meta = meta with { Logged = meta.Logged - 1, TrimmedThrough = OffsetOf(oldestLogged.Key) };
+        }
+
+        batch.Put(Key($"m/{user}"), meta.ToBytes(), null);
+        batch.Put(Key($"o/{partition}"), Long(offset + 1), null);
+        _db.Write(batch, null);
+    }
+
+    /// <summary>
+    /// The newest <paramref name="maxEntries"/> entries of the user's feed, oldest first, and the position they
+    /// reflect: every update of the user up to and including <see cref="ReplicaSnapshot.Position"/> is in them.
+    /// </summary>
+    public ReplicaSnapshot ReadSnapshot(string user, int maxEntries)
+    {
+        using var snapshot = _db.CreateSnapshot();
+        var read = new ReadOptions().SetSnapshot(snapshot);
+        var meta = ReadMeta(user, read);
+        if (meta is null)
+        {
+            return new ReplicaSnapshot([], FeedCursor.BeforeFirst);
+        }
+
+        var entries = new List<FeedEntry>(Math.Min(maxEntries, meta.Entries));
+        if (maxEntries > 0)
+        {
+            using var iterator = _db.NewIterator(null, read);
+            for (iterator.SeekForPrev(Key($"e/{user}0")); iterator.Valid() && entries.Count < maxEntries && StartsWith(iterator.Key(), $"e/{user}/"); iterator.Prev())
+            {
+                entries.Add(FeedEntry.Parser.ParseFrom(iterator.Value()));
+            }
+
+            entries.Reverse();
+        }
+
+        var position = ReadLong(Key($"o/{meta.Partition}"), read)!.Value - 1;
+        return new ReplicaSnapshot(entries, FeedCursor.At(meta.Partition, position));
+    }
+
+    /// <summary>The user's updates after <paramref name="cursor"/>, or why they can no longer be replayed.</summary>
+    public ReplicaResume ReadAfter(string user, FeedCursor cursor)
+    {
+        using var snapshot = _db.CreateSnapshot();
+        var read = new ReadOptions().SetSnapshot(snapshot);
+        var meta = ReadMeta(user, read);
+        if (cursor.Partition >= 0)
+        {
+            var applied = (ReadLong(Key($"o/{cursor.Partition}"), read) ?? 0) - 1;
+            if (cursor.Offset > applied)
+            {
+                return ReplicaResume.Behind;
+            }
+
+            if (cursor.Offset + 1 < (ReadLong(Key($"s/{cursor.Partition}"), read) ?? 0))
+            {
+                return ReplicaResume.Reset("the edge's feed store was rebuilt after this cursor was issued");
+            }
+        }
+
+        if (meta is null)
+        {
+            return ReplicaResume.Replay([]);
+        }
+
+        if (cursor.Partition >= 0 && cursor.Partition != meta.Partition)
+        {
+            return ReplicaResume.Reset("the feed moved to another partition of feed.updates");
+        }
+
+        if (cursor.Offset < meta.TrimmedThrough)
+        {
+            return ReplicaResume.Reset($"the cursor is older than the last {_resumeWindow} updates the edge keeps per feed");
+        }
+
+        var updates = new List<(FeedEvent Event, long Offset)>();
+        using var iterator = _db.NewIterator(null, read);
+        for (iterator.Seek(LogKey(user, cursor.Offset + 1)); iterator.Valid() && StartsWith(iterator.Key(), $"l/{user}/"); iterator.Next())
+        {
+            updates.Add((FeedEvent.Parser.ParseFrom(iterator.Value()), OffsetOf(iterator.Key())));
+        }
+
+        return ReplicaResume.Replay(updates, meta.Partition);
+    }
+
+    public void Dispose() => _db.Dispose();
+
+    private UserMeta? ReadMeta(string user, ReadOptions? read) =>
+        _db.Get(Key($"m/{user}"), null, read) is { } bytes ? UserMeta.FromBytes(bytes) : null;
+
+    private long? ReadLong(byte[] key, ReadOptions? read) =>
+        _db.Get(key, null, read) is { } bytes ? BinaryPrimitives.ReadInt64BigEndian(bytes) : null;
+
+    private (byte[] Key, byte[] Value)? FirstInRange(string prefix)
+    {
+        using var iterator = _db.NewIterator(null, null);
+        iterator.Seek(Key(prefix));
+        return iterator.Valid() && StartsWith(iterator.Key(), prefix) ? (iterator.Key(), iterator.Value()) : null;
+    }
+
+    private static byte[] EntryKey(string user, long offset) => Key($"e/{user}/{offset.ToString("D19", CultureInfo.InvariantCulture)}");
+
+    private static byte[] LogKey(string user, long offset) => Key($"l/{user}/{offset.ToString("D19", CultureInfo.InvariantCulture)}");
+
+    private static long OffsetOf(byte[] key) => long.Parse(Encoding.UTF8.GetString(key.AsSpan(key.Length - 19)), CultureInfo.InvariantCulture);
+
+    private static byte[] Key(string key) => Encoding.UTF8.GetBytes(key);
+
+    private static byte[] Long(long value)
+    {
+        var bytes = new byte[8];
+        BinaryPrimitives.WriteInt64BigEndian(bytes, value);
+        return bytes;
+    }
+
+    private static bool StartsWith(byte[] key, string prefix) => key.AsSpan().StartsWith(Encoding.UTF8.GetBytes(prefix));
+
+    /// <summary>Per-user bookkeeping: the user's partition, entry and log counts, and the newest log offset trimmed.</summary>
+    private sealed record UserMeta(int Partition, int Entries, int Logged, long TrimmedThrough)
+    {
+        public byte[] ToBytes()
+        {
+            var bytes = new byte[20];
+            BinaryPrimitives.WriteInt32BigEndian(bytes, Partition);
+            BinaryPrimitives.WriteInt32BigEndian(bytes.AsSpan(4), Entries);
+            BinaryPrimitives.WriteInt32BigEndian(bytes.AsSpan(8), Logged);
+            BinaryPrimitives.WriteInt64BigEndian(bytes.AsSpan(12), TrimmedThrough);
+            return bytes;
+        }
+
+        public static UserMeta FromBytes(byte[] bytes) => new(
+            BinaryPrimitives.ReadInt32BigEndian(bytes),
+            BinaryPrimitives.ReadInt32BigEndian(bytes.AsSpan(4)),
+            BinaryPrimitives.ReadInt32BigEndian(bytes.AsSpan(8)),
+            BinaryPrimitives.ReadInt64BigEndian(bytes.AsSpan(12)));
+    }
+}
+
+/// <summary>A user's snapshot and the position it reflects.</summary>
+public sealed record ReplicaSnapshot(IReadOnlyList<FeedEntry> Entries, FeedCursor Position);
+
+/// <summary>Outcome of a resume: the updates to replay, a reset with its reason, or "this edge has not caught up yet".</summary>
+public sealed record ReplicaResume(IReadOnlyList<(FeedEvent Event, long Offset)> Updates, int Partition, string? ResetReason, bool IsBehind)
+{
+    public static ReplicaResume Behind { get; } = new([], -1, null, true);
+
+    public static ReplicaResume Replay(IReadOnlyList<(FeedEvent Event, long Offset)> updates, int partition = -1) => new(updates, partition, null, false);
+
+    public static ReplicaResume Reset(string reason) => new([], -1, reason, false);
+}

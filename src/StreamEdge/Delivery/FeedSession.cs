@@ -1,0 +1,145 @@
+using System.Runtime.CompilerServices;
+using Feed.V1;
+using Google.Protobuf.WellKnownTypes;
+
+namespace Pipeline.StreamEdge.Delivery;
+
+/// <summary>
+/// What one subscriber receives, in order: an optional replay (after a cursor) or snapshot, then live updates,
+/// with heartbeats throughout. The subscription is registered before the replica is read, so every update is
+/// either in what was read or in the live queue (or both: the copy is skipped by offset) — no gap, no duplicate.
+/// </summary>
+public sealed class FeedSession
+{
+    private static readonly TimeSpan CatchUpWait = TimeSpan.FromSeconds(5);
+
+    private readonly string _userId;
+    private readonly Subscription _subscription;
+    private readonly FeedReplica _replica;
+    private readonly CursorCodec _cursors;
+    private readonly TimeProvider _clock;
+    private string _lastCursor = "";
+
+    public FeedSession(string userId, Subscription subscription, FeedReplica replica, CursorCodec cursors, TimeProvider clock)
+    {
+        _userId = userId;
+        _subscription = subscription;
+        _replica = replica;
+        _cursors = cursors;
+        _clock = clock;
+    }
+
+    /// <summary>True while more live events are already queued (the writer can hold back its flush).</summary>
+    public bool MoreQueued => _subscription.Reader.Count > 0;
+
+    /// <param name="cursor">Resume right after it; null to start from a snapshot of <paramref name="snapshotSize"/> entries.</param>
+    public async IAsyncEnumerable<FeedEvent> ReadAsync(FeedCursor? cursor, int snapshotSize, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        long skipThrough;
+        if (cursor is { Kind: CursorKind.Position } position)
+        {
+            var resume = await ResumeAsync(position, cancellationToken);
+            if (resume.ResetReason is null)
+            {
+                skipThrough = position.Offset;
+                foreach (var (feedEvent, offset) in resume.Updates)
+                {
+                    feedEvent.Cursor = Remember(FeedCursor.At(resume.Partition, offset));
+                    skipThrough = offset;
+                    yield return feedEvent;
+                }
+            }
+            else
+            {
+                yield return new FeedEvent { Cursor = _cursors.Encode(FeedCursor.InSnapshot, _userId), Reset = new Reset { Reason = resume.ResetReason } };
+                skipThrough = -1;
+                await foreach (var feedEvent in SnapshotAsync(snapshotSize, cancellationToken))
+                {
+                    skipThrough = feedEvent.Offset;
+                    yield return feedEvent.Event;
+                }
+            }
+        }
+        else
+        {
+            if (cursor is { Kind: CursorKind.InSnapshot })
+            {
+                yield return new FeedEvent { Cursor = _cursors.Encode(FeedCursor.InSnapshot, _userId), Reset = new Reset { Reason = "the stream ended during a snapshot; a fresh snapshot follows" } };
+            }
+
+            skipThrough = -1;
+            await foreach (var feedEvent in SnapshotAsync(snapshotSize, cancellationToken))
+            {
+                skipThrough = feedEvent.Offset;
+                yield return feedEvent.Event;
+            }
+        }
+
+        var reader = _subscription.Reader;
+        while (await reader.WaitToReadAsync(cancellationToken))
+        {
+            while (reader.TryRead(out var delivery))
+            {
+                if (delivery.IsHeartbeat)
+                {
+                    yield return new FeedEvent
+                    {
+                        Cursor = _lastCursor,
+                        Heartbeat = new Heartbeat { ServerTime = Timestamp.FromDateTimeOffset(_clock.GetUtcNow()), Lag = reader.Count },
+                    };
+                }
+                else if (delivery.Offset > skipThrough)
+                {
+                    _lastCursor = delivery.Event.Cursor;
+                    yield return delivery.Event;
+                }
+            }
+        }
+    }
+
+    /// <summary>Snapshot entries (their cursor restarts the snapshot), then the end marker carrying the live position.</summary>
+    private async IAsyncEnumerable<(FeedEvent Event, long Offset)> SnapshotAsync(int size, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        await Task.Yield();
+        cancellationToken.ThrowIfCancellationRequested();
+        var snapshot = _replica.ReadSnapshot(_userId, size);
+        var inSnapshot = _cursors.Encode(FeedCursor.InSnapshot, _userId);
+        foreach (var entry in snapshot.Entries)
+        {
+            yield return (new FeedEvent { Cursor = inSnapshot, Added = entry }, snapshot.Position.Offset);
+        }
+
+        yield return (new FeedEvent { Cursor = Remember(snapshot.Position), SnapshotEnd = new SnapshotEnd() }, snapshot.Position.Offset);
+    }
+
+    /// <summary>Reads the replay, waiting briefly when the cursor came from an edge instance that is further ahead.</summary>
+    private async Task<ReplicaResume> ResumeAsync(FeedCursor cursor, CancellationToken cancellationToken)
+    {
+        var deadline = _clock.GetUtcNow() + CatchUpWait;
+        while (true)
+        {
+            var resume = _replica.ReadAfter(_userId, cursor);
+            if (!resume.IsBehind)
+            {
+                if (resume.ResetReason is null)
+                {
+                    _lastCursor = _cursors.Encode(cursor, _userId);
+                }
+
+                return resume;
+            }
+
+            if (_clock.GetUtcNow() > deadline)
+            {
+                throw new FeedUnavailableException("this edge has not yet caught up with the cursor's position; retry shortly (or on another instance)");
+            }
+
+            await Task.Delay(50, cancellationToken);
+        }
+    }
+
+    private string Remember(FeedCursor cursor) => _lastCursor = _cursors.Encode(cursor, _userId);
+}
+
+/// <summary>The edge cannot serve the request right now; the client should retry.</summary>
+public sealed class FeedUnavailableException(string message) : Exception(message);
