@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using Confluent.Kafka;
@@ -7,6 +8,7 @@ using Grpc.Net.Client;
 using Microsoft.Extensions.DependencyInjection;
 using Pipeline.DevStack;
 using Pipeline.Processor;
+using Pipeline.StreamEdge;
 using Pipeline.StreamEdge.Delivery;
 using Streamiz.Kafka.Net;
 
@@ -18,6 +20,9 @@ namespace Pipeline.IntegrationTests.Pipeline;
 /// </summary>
 public sealed class PipelineFixture : IAsyncLifetime
 {
+    public const int SubscriberBufferSize = 64;
+    public const int ResumeWindow = 40;
+
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
 
     private DevStackHost? _stack;
@@ -34,6 +39,8 @@ public sealed class PipelineFixture : IAsyncLifetime
 
     public FeedService.FeedServiceClient Feed => new(Channel);
 
+    public EdgeMetrics EdgeMetrics => Stack.App.Services.GetRequiredService<EdgeMetrics>();
+
     public ProcessorMetrics Metrics => Stack.App.Services.GetRequiredService<ProcessorMetrics>();
 
     public async Task InitializeAsync()
@@ -46,7 +53,15 @@ public sealed class PipelineFixture : IAsyncLifetime
             WebPort = WebPort,
             Partitions = 3,
             StatusInterval = TimeSpan.Zero,
-            Overrides = new Dictionary<string, string?> { ["Logging:LogLevel:Default"] = "Warning" },
+            Overrides = new Dictionary<string, string?>
+            {
+                ["Logging:LogLevel:Default"] = "Warning",
+
+                // Small bounds, so tests reach them: heartbeats, the slow-reader cut-off and the resume window.
+                [$"Edge:{nameof(EdgeOptions.HeartbeatInterval)}"] = "00:00:00.300",
+                [$"Edge:{nameof(EdgeOptions.SubscriberBufferSize)}"] = SubscriberBufferSize.ToString(CultureInfo.InvariantCulture),
+                [$"Edge:{nameof(EdgeOptions.ResumeWindow)}"] = ResumeWindow.ToString(CultureInfo.InvariantCulture),
+            },
         };
         _stack = await DevStackHost.CreateAsync(settings, [], timeout.Token);
         await _stack.App.StartAsync(timeout.Token);

@@ -1,0 +1,341 @@
+using Feed.V1;
+using Grpc.Core;
+using Pipeline.IntegrationTests.Pipeline;
+
+namespace Pipeline.IntegrationTests.Edge;
+
+[Collection(PipelineTestGroup.Name)]
+public sealed class SubscriptionTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
+
+    private readonly PipelineFixture _pipeline;
+
+    public SubscriptionTests(PipelineFixture pipeline)
+    {
+        _pipeline = pipeline;
+    }
+
+    [Fact]
+    public async Task SnapshotThenLive_WhileUpdatesArrive_NoGapNoDuplicate()
+    {
+        var (author, follower) = Users("snap");
+        using var timeout = new CancellationTokenSource(Timeout);
+        await _pipeline.FollowAsync(follower, author, timeout.Token);
+        var published = new List<string>();
+        for (var i = 0; i < 15; i++)
+        {
+            published.Add(await PublishAsync(author, $"early {i}", timeout.Token));
+        }
+
+        await DrainAsync(follower, 15, timeout.Token);
+
+        // More posts race with the snapshot read: each must come exactly once, from the snapshot or live.
+        var publishing = Task.Run(async () =>
+        {
+            for (var i = 0; i < 30; i++)
+            {
+                published.Add(await PublishAsync(author, $"racing {i}", timeout.Token));
+            }
+        });
+        using var call = _pipeline.Feed.Subscribe(new SubscribeRequest { UserId = follower, SnapshotSize = 10 }, cancellationToken: timeout.Token);
+        var snapshot = new List<string>();
+        while (await call.ResponseStream.MoveNext(timeout.Token) && call.ResponseStream.Current.EventCase != FeedEvent.EventOneofCase.SnapshotEnd)
+        {
+            Assert.True(call.ResponseStream.Current.Added.FromSnapshot);
+            snapshot.Add(call.ResponseStream.Current.Added.Post.PostId);
+        }
+
+        await publishing;
+        var received = new List<string>(snapshot);
+        while (received.Count == 0 || received[^1] != published[^1])
+        {
+            received.Add((await call.ResponseStream.NextUpdateAsync(timeout.Token)).Added.Post.PostId);
+        }
+
+        Assert.Equal(10, snapshot.Count);
+        Assert.Equal(published.Skip(published.IndexOf(received[0])), received);
+    }
+
+    [Fact]
+    public async Task Resume_AfterManyDisconnectsWhilePostsFlow_ReceivesExactlyTheFeed()
+    {
+        var (author, follower) = Users("resume");
+        using var timeout = new CancellationTokenSource(Timeout);
+        await _pipeline.FollowAsync(follower, author, timeout.Token);
+
+        var cursor = await CurrentCursorAsync(follower, timeout.Token);
+        var published = new List<string>();
+        var publishing = Task.Run(async () =>
+        {
+            for (var i = 0; i < 150; i++)
+            {
+                published.Add(await PublishAsync(author, $"post {i}", timeout.Token));
+            }
+        });
+
+        var received = new List<string>();
+        var random = new Random(7);
+        var disconnects = 0;
+        while (!publishing.IsCompleted || received.Count < published.Count)
+        {
+            using var cancel = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token);
+            using var call = _pipeline.Feed.Subscribe(new SubscribeRequest { UserId = follower, Cursor = cursor }, cancellationToken: cancel.Token);
+            var take = random.Next(1, 8);
+            for (var read = 0; read < take && (!publishing.IsCompleted || received.Count < published.Count); read++)
+            {
+                var update = await call.ResponseStream.NextUpdateAsync(timeout.Token);
+                Assert.Equal(FeedEvent.EventOneofCase.Added, update.EventCase);
+                received.Add(update.Added.Post.PostId);
+                cursor = update.Cursor;
+            }
+
+            await cancel.CancelAsync();
+            disconnects++;
+        }
+
+        await publishing;
+        Assert.Equal(published, received);
+        Assert.True(disconnects >= 20, $"only {disconnects} disconnects");
+    }
+
+    [Fact]
+    public async Task Resume_ReplaysRemovalsToo()
+    {
+        var (author, follower) = Users("removal");
+        using var timeout = new CancellationTokenSource(Timeout);
+        await _pipeline.FollowAsync(follower, author, timeout.Token);
+        var first = await PublishAsync(author, "to be deleted", timeout.Token);
+        var cursor = (await DrainAsync(follower, 1, timeout.Token))[^1].Cursor;
+
+        await _pipeline.Ingest.DeletePostAsync(new DeletePostRequest { AuthorId = author, PostId = first }, cancellationToken: timeout.Token);
+        var second = await PublishAsync(author, "kept", timeout.Token);
+
+        using var call = _pipeline.Feed.Subscribe(new SubscribeRequest { UserId = follower, Cursor = cursor }, cancellationToken: timeout.Token);
+        var removed = await call.ResponseStream.NextUpdateAsync(timeout.Token);
+        var added = await call.ResponseStream.NextUpdateAsync(timeout.Token);
+        Assert.Equal((FeedEvent.EventOneofCase.Removed, first, FeedCause.PostDeleted), (removed.EventCase, removed.Removed.PostId, removed.Removed.Cause));
+        Assert.Equal(second, added.Added.Post.PostId);
+    }
+
+    [Fact]
+    public async Task CursorOlderThanTheResumeWindow_GetsResetThenFreshSnapshot()
+    {
+        var (author, follower) = Users("stale");
+        using var timeout = new CancellationTokenSource(Timeout);
+        await _pipeline.FollowAsync(follower, author, timeout.Token);
+        var stale = await CurrentCursorAsync(follower, timeout.Token);
+        var published = new List<string>();
+        for (var i = 0; i < PipelineFixture.ResumeWindow + 5; i++)
+        {
+            published.Add(await PublishAsync(author, $"post {i}", timeout.Token));
+        }
+
+        await DrainAsync(follower, published.Count, timeout.Token);
+
+        using var call = _pipeline.Feed.Subscribe(new SubscribeRequest { UserId = follower, Cursor = stale, SnapshotSize = 10 }, cancellationToken: timeout.Token);
+        Assert.True(await call.ResponseStream.MoveNext(timeout.Token));
+        Assert.Equal(FeedEvent.EventOneofCase.Reset, call.ResponseStream.Current.EventCase);
+        Assert.Contains("older than", call.ResponseStream.Current.Reset.Reason, StringComparison.Ordinal);
+        var snapshot = new List<string>();
+        while (await call.ResponseStream.MoveNext(timeout.Token) && call.ResponseStream.Current.EventCase == FeedEvent.EventOneofCase.Added)
+        {
+            snapshot.Add(call.ResponseStream.Current.Added.Post.PostId);
+        }
+
+        Assert.Equal(FeedEvent.EventOneofCase.SnapshotEnd, call.ResponseStream.Current.EventCase);
+        Assert.Equal(published.TakeLast(10), snapshot);
+    }
+
+    [Fact]
+    public async Task OtherUsersCursor_IsPermissionDenied_AndGarbageIsInvalidArgument()
+    {
+        var (_, follower) = Users("cursor");
+        using var timeout = new CancellationTokenSource(Timeout);
+        var someoneElses = await CurrentCursorAsync($"{follower}-other", timeout.Token);
+
+        var denied = await ReadErrorAsync(new SubscribeRequest { UserId = follower, Cursor = someoneElses }, timeout.Token);
+        var garbage = await ReadErrorAsync(new SubscribeRequest { UserId = follower, Cursor = "bm90LWEtY3Vyc29y" }, timeout.Token);
+
+        Assert.Equal((StatusCode.PermissionDenied, 0), denied);
+        Assert.Equal((StatusCode.InvalidArgument, 0), garbage);
+    }
+
+    [Fact]
+    public async Task IdleStream_ReceivesHeartbeatsWithServerTimeAndItsCursor()
+    {
+        var (_, follower) = Users("idle");
+        using var timeout = new CancellationTokenSource(Timeout);
+        using var call = _pipeline.Feed.Subscribe(new SubscribeRequest { UserId = follower }, cancellationToken: timeout.Token);
+        Assert.True(await call.ResponseStream.MoveNext(timeout.Token));
+        var position = call.ResponseStream.Current.Cursor;
+
+        for (var beats = 0; beats < 2; beats++)
+        {
+            Assert.True(await call.ResponseStream.MoveNext(timeout.Token));
+            var heartbeat = call.ResponseStream.Current;
+            Assert.Equal(FeedEvent.EventOneofCase.Heartbeat, heartbeat.EventCase);
+            Assert.Equal(position, heartbeat.Cursor);
+            Assert.InRange(heartbeat.Heartbeat.ServerTime.ToDateTimeOffset(), DateTimeOffset.UtcNow.AddMinutes(-1), DateTimeOffset.UtcNow.AddMinutes(1));
+            Assert.Equal(0, heartbeat.Heartbeat.Lag);
+        }
+    }
+
+    [Fact]
+    public async Task SeveralDevices_EachReceiveEveryUpdate_AndTheCapRefusesMore()
+    {
+        var (author, follower) = Users("devices");
+        using var timeout = new CancellationTokenSource(Timeout);
+        await _pipeline.FollowAsync(follower, author, timeout.Token);
+        var devices = new List<AsyncServerStreamingCall<FeedEvent>>();
+        try
+        {
+            for (var i = 0; i < 10; i++)
+            {
+                devices.Add(await _pipeline.SubscribeAsync(follower, timeout.Token));
+            }
+
+            var refused = await ReadErrorAsync(new SubscribeRequest { UserId = follower }, timeout.Token);
+            var postId = await PublishAsync(author, "to every device", timeout.Token);
+
+            foreach (var device in devices)
+            {
+                Assert.Equal(postId, (await device.ResponseStream.NextUpdateAsync(timeout.Token)).Added.Post.PostId);
+            }
+
+            Assert.Equal((StatusCode.ResourceExhausted, 0), refused);
+        }
+        finally
+        {
+            devices.ForEach(d => d.Dispose());
+        }
+    }
+
+    [Fact]
+    public async Task SlowReader_IsCutOff_OthersReceiveEverything_AndNothingLeaks()
+    {
+        var (author, slowUser) = Users("slow");
+        var fastUser = $"{slowUser}-fast";
+        using var timeout = new CancellationTokenSource(Timeout);
+        await _pipeline.FollowAsync(slowUser, author, timeout.Token);
+        await _pipeline.FollowAsync(fastUser, author, timeout.Token);
+        var baseline = _pipeline.EdgeMetrics.Subscribers;
+
+        using var slow = await _pipeline.SubscribeAsync(slowUser, timeout.Token);
+        using var fast = await _pipeline.SubscribeAsync(fastUser, timeout.Token);
+        var body = new string('x', 4000);
+        var published = new List<string>();
+        var fastReceived = new List<string>();
+        var fastReading = Task.Run(async () =>
+        {
+            while (fastReceived.Count < 400)
+            {
+                fastReceived.Add((await fast.ResponseStream.NextUpdateAsync(timeout.Token)).Added.Post.PostId);
+            }
+        });
+        for (var i = 0; i < 400; i++)
+        {
+            published.Add(await PublishAsync(author, body, timeout.Token));
+        }
+
+        await fastReading.WaitAsync(timeout.Token);
+        Assert.Equal(published, fastReceived);
+
+        // The slow reader (which never read) was cut off: its stream ends in an error after what was in flight.
+        var error = await Assert.ThrowsAsync<RpcException>(async () =>
+        {
+            while (await slow.ResponseStream.MoveNext(timeout.Token))
+            {
+            }
+        });
+        Assert.NotEqual(StatusCode.OK, error.StatusCode);
+        fast.Dispose();
+        await WaitUntilAsync(() => _pipeline.EdgeMetrics.Subscribers == baseline, timeout.Token);
+    }
+
+    [Fact]
+    public async Task ThousandConnectCancelCycles_LeaveNoSubscriptionBehind()
+    {
+        var (_, user) = Users("churn");
+        using var timeout = new CancellationTokenSource(Timeout);
+        var baseline = _pipeline.EdgeMetrics.Subscribers;
+
+        for (var i = 0; i < 1000; i++)
+        {
+            using var cancel = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token);
+            using var call = _pipeline.Feed.Subscribe(new SubscribeRequest { UserId = user }, cancellationToken: cancel.Token);
+            await call.ResponseHeadersAsync.WaitAsync(timeout.Token);
+            await cancel.CancelAsync();
+        }
+
+        await WaitUntilAsync(() => _pipeline.EdgeMetrics.Subscribers == baseline, timeout.Token);
+        Assert.Equal(baseline, _pipeline.EdgeMetrics.Subscribers);
+    }
+
+    private async Task<string> PublishAsync(string author, string body, CancellationToken cancellationToken) =>
+        (await _pipeline.Ingest.PublishPostAsync(new PublishPostRequest { AuthorId = author, Body = body }, cancellationToken: cancellationToken)).PostId;
+
+    /// <summary>The cursor of "now" for a user: what SnapshotEnd carries on a subscription without a snapshot.</summary>
+    private async Task<string> CurrentCursorAsync(string user, CancellationToken cancellationToken)
+    {
+        using var call = _pipeline.Feed.Subscribe(new SubscribeRequest { UserId = user }, cancellationToken: cancellationToken);
+        Assert.True(await call.ResponseStream.MoveNext(cancellationToken));
+        Assert.Equal(FeedEvent.EventOneofCase.SnapshotEnd, call.ResponseStream.Current.EventCase);
+        return call.ResponseStream.Current.Cursor;
+    }
+
+    /// <summary>Waits until the edge holds the user's newest <paramref name="count"/> updates, by reading them from a snapshot.</summary>
+    private async Task<List<FeedEvent>> DrainAsync(string user, int count, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            using var call = _pipeline.Feed.Subscribe(new SubscribeRequest { UserId = user, SnapshotSize = count }, cancellationToken: cancellationToken);
+            var events = new List<FeedEvent>();
+            while (await call.ResponseStream.MoveNext(cancellationToken) && call.ResponseStream.Current.EventCase != FeedEvent.EventOneofCase.SnapshotEnd)
+            {
+                events.Add(call.ResponseStream.Current);
+            }
+
+            if (events.Count >= count)
+            {
+                events.Add(call.ResponseStream.Current);
+                return events;
+            }
+
+            await Task.Delay(50, cancellationToken);
+        }
+    }
+
+    private async Task<(StatusCode Status, int Received)> ReadErrorAsync(SubscribeRequest request, CancellationToken cancellationToken)
+    {
+        using var call = _pipeline.Feed.Subscribe(request, cancellationToken: cancellationToken);
+        var received = 0;
+        try
+        {
+            while (await call.ResponseStream.MoveNext(cancellationToken))
+            {
+                received++;
+            }
+        }
+        catch (RpcException ex)
+        {
+            return (ex.StatusCode, received);
+        }
+
+        return (StatusCode.OK, received);
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition, CancellationToken cancellationToken)
+    {
+        while (!condition())
+        {
+            await Task.Delay(20, cancellationToken);
+        }
+    }
+
+    private static (string Author, string Follower) Users(string scenario)
+    {
+        var run = Guid.NewGuid().ToString("N")[..8];
+        return ($"{scenario}-author-{run}", $"{scenario}-follower-{run}");
+    }
+}
