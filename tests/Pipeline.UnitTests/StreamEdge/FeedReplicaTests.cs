@@ -1,0 +1,137 @@
+using Feed.V1;
+using Microsoft.Extensions.Options;
+using Pipeline.StreamEdge;
+using Pipeline.StreamEdge.Delivery;
+
+namespace Pipeline.UnitTests.StreamEdge;
+
+public sealed class FeedReplicaTests : IDisposable
+{
+    private readonly string _stateDir = Path.Combine(Path.GetTempPath(), "feed-replica-tests", Guid.NewGuid().ToString("N"));
+    private FeedReplica _replica;
+
+    public FeedReplicaTests()
+    {
+        _replica = Open();
+    }
+
+    [Fact]
+    public void Snapshot_HoldsTheNewestEntriesOldestFirst_AtThePositionApplied()
+    {
+        for (var offset = 0; offset < 5; offset++)
+        {
+            Apply(0, offset, Added("ann", $"p{offset}"));
+        }
+
+        var snapshot = _replica.ReadSnapshot("ann", 3);
+
+        Assert.Equal(["p2", "p3", "p4"], snapshot.Entries.Select(e => e.Post.PostId));
+        Assert.Equal(FeedCursor.At(0, 4), snapshot.Position);
+    }
+
+    [Fact]
+    public void Removal_DropsTheEntry_AndTheFeedIsCapped()
+    {
+        for (var offset = 0; offset < 6; offset++)
+        {
+            Apply(1, offset, Added("ann", $"p{offset}"));
+        }
+
+        Apply(1, 6, Removed("ann", "p4"));
+
+        // Feed size is 4: p0 and p1 were pushed out, p4 removed.
+        Assert.Equal(["p2", "p3", "p5"], _replica.ReadSnapshot("ann", 100).Entries.Select(e => e.Post.PostId));
+    }
+
+    [Fact]
+    public void UnknownUser_GetsAnEmptySnapshotBeforeEverything()
+    {
+        Apply(0, 0, Added("ann", "p0"));
+        var snapshot = _replica.ReadSnapshot("bob", 10);
+        Assert.Empty(snapshot.Entries);
+        Assert.Equal(FeedCursor.BeforeFirst, snapshot.Position);
+    }
+
+    [Fact]
+    public void ReadAfter_ReplaysOnlyThatUsersLaterUpdates_InOrder()
+    {
+        Apply(2, 10, Added("ann", "a1"));
+        Apply(2, 11, Added("bob", "b1"));
+        Apply(2, 12, Removed("ann", "a1"));
+        Apply(2, 13, Added("ann", "a2"));
+
+        var resume = _replica.ReadAfter("ann", FeedCursor.At(2, 10));
+
+        Assert.Null(resume.ResetReason);
+        Assert.Equal([12L, 13L], resume.Updates.Select(u => u.Offset));
+        Assert.Equal([FeedEvent.EventOneofCase.Removed, FeedEvent.EventOneofCase.Added], resume.Updates.Select(u => u.Event.EventCase));
+    }
+
+    [Fact]
+    public void ReadAfter_BeyondWhatWasApplied_IsBehind()
+    {
+        Apply(0, 3, Added("ann", "p"));
+        Assert.True(_replica.ReadAfter("ann", FeedCursor.At(0, 9)).IsBehind);
+    }
+
+    [Fact]
+    public void ReadAfter_OlderThanTheResumeWindow_IsReset()
+    {
+        for (var offset = 0; offset < 8; offset++)
+        {
+            Apply(0, offset, Added("ann", $"p{offset}"));
+        }
+
+        // The window is 5 updates: offsets 3..7 are kept, so a cursor at 1 missed offset 2.
+        Assert.NotNull(_replica.ReadAfter("ann", FeedCursor.At(0, 1)).ResetReason);
+        Assert.Null(_replica.ReadAfter("ann", FeedCursor.At(0, 2)).ResetReason);
+        Assert.NotNull(_replica.ReadAfter("ann", FeedCursor.BeforeFirst).ResetReason);
+    }
+
+    [Fact]
+    public void ReadAfter_ACursorFromBeforeTheReplicaStarted_IsReset()
+    {
+        // A replica rebuilt from a topic whose early records are gone starts at offset 100.
+        Apply(0, 100, Added("ann", "p100"));
+        Assert.Contains("rebuilt", _replica.ReadAfter("ann", FeedCursor.At(0, 10)).ResetReason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Reopened_ContinuesFromItsCheckpoint_WithTheSameFeeds()
+    {
+        Apply(0, 0, Added("ann", "p0"));
+        Apply(1, 0, Added("bob", "q0"));
+        Apply(0, 1, Added("ann", "p1"));
+
+        _replica.Dispose();
+        _replica = Open();
+
+        Assert.Equal(2, _replica.NextOffset(0));
+        Assert.Equal(1, _replica.NextOffset(1));
+        Assert.Null(_replica.NextOffset(2));
+        Assert.Equal(["p0", "p1"], _replica.ReadSnapshot("ann", 10).Entries.Select(e => e.Post.PostId));
+    }
+
+    public void Dispose()
+    {
+        _replica.Dispose();
+        Directory.Delete(_stateDir, recursive: true);
+    }
+
+    private FeedReplica Open() =>
+        new(Options.Create(new EdgeOptions { StateDir = _stateDir, FeedSize = 4, ResumeWindow = 5 }));
+
+    private void Apply(int partition, long offset, FeedUpdate update)
+    {
+        var feedEvent = update.Kind == FeedUpdateKind.Added
+            ? new FeedEvent { Added = new FeedEntry { Post = update.Post, Cause = update.Cause } }
+            : new FeedEvent { Removed = new FeedEntryRemoved { PostId = update.Post.PostId, AuthorId = update.Post.AuthorId, Cause = update.Cause } };
+        _replica.Apply(partition, offset, update, feedEvent);
+    }
+
+    private static FeedUpdate Added(string user, string postId) =>
+        new() { RecipientId = user, Kind = FeedUpdateKind.Added, Cause = FeedCause.Live, Post = new Post { PostId = postId, AuthorId = "author", Body = "b" } };
+
+    private static FeedUpdate Removed(string user, string postId) =>
+        new() { RecipientId = user, Kind = FeedUpdateKind.Removed, Cause = FeedCause.PostDeleted, Post = new Post { PostId = postId, AuthorId = "author" } };
+}
