@@ -57,6 +57,9 @@ public sealed class DevStackHost : IAsyncDisposable
             builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
             {
                 ["Kafka:BootstrapServers"] = cluster.BootstrapServers,
+                ["Kestrel:Limits:Http2:KeepAlivePingDelay"] = "00:00:30",
+                ["Kestrel:Limits:Http2:KeepAlivePingTimeout"] = "00:00:20",
+                ["Kestrel:Limits:Http2:MaxStreamsPerConnection"] = "1000",
                 ["Kestrel:Endpoints:Grpc:Url"] = $"http://127.0.0.1:{settings.GrpcPort}",
                 ["Kestrel:Endpoints:Grpc:Protocols"] = "Http2",
                 ["Kestrel:Endpoints:Web:Url"] = $"http://127.0.0.1:{settings.WebPort}",

@@ -1,3 +1,4 @@
+using OpenTelemetry.Metrics;
 using Pipeline.Kafka;
 
 namespace Pipeline.Processor;
@@ -13,6 +14,22 @@ public static class ProcessorHostingExtensions
         services.AddSingleton<FeedTopicPlan>();
         services.AddSingleton<FeedProcessorService>();
         services.AddHostedService(sp => sp.GetRequiredService<FeedProcessorService>());
+        services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddMeter(ProcessorMetrics.MeterName).AddRuntimeInstrumentation());
+        return services;
+    }
+
+    /// <summary>
+    /// Serves the processor's metrics for Prometheus at Processor:MetricsUrl (default http://127.0.0.1:9464/metrics/).
+    /// Only for the standalone processor: where it shares a host with the edge, the edge's /metrics includes them.
+    /// </summary>
+    public static IServiceCollection AddProcessorMetricsEndpoint(this IServiceCollection services, IConfiguration configuration)
+    {
+        var url = configuration["Processor:MetricsUrl"] ?? "http://127.0.0.1:9464/metrics/";
+        services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddPrometheusHttpListener(options => options.ConfigureHttpListener = (_, listener) =>
+        {
+            listener.Prefixes.Clear();
+            listener.Prefixes.Add(url);
+        }));
         return services;
     }
 }

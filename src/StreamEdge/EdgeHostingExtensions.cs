@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Options;
 using Grpc.AspNetCore.Web;
+using OpenTelemetry.Metrics;
 using Pipeline.Kafka;
 using Pipeline.StreamEdge.Api;
 using Pipeline.StreamEdge.Auth;
@@ -41,6 +42,10 @@ public static class EdgeHostingExtensions
             options.EnableDetailedErrors = builder.Environment.IsDevelopment();
         });
         services.AddGrpcReflection();
+        services.AddOpenTelemetry().WithMetrics(metrics => metrics
+            .AddMeter(EdgeMetrics.MeterName, "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel")
+            .AddRuntimeInstrumentation()
+            .AddPrometheusExporter());
         services.AddGrpcHealthChecks().AddCheck<EdgeReadiness>("feed-updates");
         return builder;
     }
@@ -60,6 +65,7 @@ public static class EdgeHostingExtensions
         app.MapGrpcReflectionService();
         app.MapGrpcHealthChecksService();
         app.MapHealthChecks("/healthz");
+        app.MapPrometheusScrapingEndpoint("/metrics");
 
         // Streams end with UNAVAILABLE (resumable) as soon as shutdown starts, instead of holding the host open.
         var registry = app.Services.GetRequiredService<SubscriberRegistry>();

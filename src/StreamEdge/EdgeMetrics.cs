@@ -26,6 +26,7 @@ public sealed class EdgeMetrics : IDisposable
     private long _deliveries;
     private long _updatesConsumed;
     private long _subscriptionsRefused;
+    private long[] _partitionLag = [];
 
     public EdgeMetrics(IMeterFactory meterFactory)
     {
@@ -34,6 +35,7 @@ public sealed class EdgeMetrics : IDisposable
         _meter.CreateObservableCounter("feed.edge.deliveries", () => Deliveries, "{event}", "Feed events written to subscriber streams");
         _meter.CreateObservableCounter("feed.edge.updates_consumed", () => UpdatesConsumed, "{record}", "feed.updates records consumed");
         _meter.CreateObservableCounter("feed.edge.subscriptions_refused", () => Volatile.Read(ref _subscriptionsRefused), "{subscription}", "Subscribe calls refused by the per-user limit");
+        _meter.CreateObservableGauge("feed.edge.replica_lag", () => ReplicaLag, "{record}", "feed.updates records not yet applied to the replica (all partitions)");
         _drops = _meter.CreateCounter<long>("feed.edge.drops", "{event}", "Events not delivered, by reason");
     }
 
@@ -42,6 +44,21 @@ public sealed class EdgeMetrics : IDisposable
     public long Deliveries => Volatile.Read(ref _deliveries);
 
     public long UpdatesConsumed => Volatile.Read(ref _updatesConsumed);
+
+    public long ReplicaLag => Volatile.Read(ref _partitionLag).Sum();
+
+    /// <summary>Records the consumer's distance from the partition's end after applying an update.</summary>
+    public void Lag(int partition, long records)
+    {
+        var lags = Volatile.Read(ref _partitionLag);
+        if (partition >= lags.Length)
+        {
+            Array.Resize(ref lags, partition + 1);
+            Volatile.Write(ref _partitionLag, lags);
+        }
+
+        lags[partition] = Math.Max(0, records);
+    }
 
     public void SubscriberAdded() => Interlocked.Increment(ref _subscribers);
 

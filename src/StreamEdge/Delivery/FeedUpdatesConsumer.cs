@@ -95,6 +95,7 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
 
                 _metrics.Consumed();
                 ApplyAndDispatch(result);
+                _metrics.Lag(result.Partition.Value, consumer.GetWatermarkOffsets(result.TopicPartition).High.Value - result.Offset.Value - 1);
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
