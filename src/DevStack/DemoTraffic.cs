@@ -12,6 +12,7 @@ namespace Pipeline.DevStack;
 public sealed partial class DemoTraffic : BackgroundService
 {
     private const int DemoSubscribers = 3;
+    private const string DemoCaller = "demo-traffic";
 
     private readonly DevStackSettings _settings;
     private readonly EdgeReadiness _readiness;
@@ -43,7 +44,8 @@ public sealed partial class DemoTraffic : BackgroundService
             await Task.Delay(100, stoppingToken);
         }
 
-        using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{_settings.GrpcPort}");
+        // The demo acts for many users at once, as an ingest bridge would: one service-role token covers them all.
+        using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{_settings.GrpcPort}", new DevTokens().ChannelOptions(DemoCaller, service: true));
         var ingest = new IngestService.IngestServiceClient(channel);
         var users = Enumerable.Range(0, _settings.DemoUsers).Select(i => $"user-{i:D4}").ToArray();
         var random = new Random(42);

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Options;
 using Pipeline.Kafka.Embedded;
 using Pipeline.Kafka.Topics;
 using Pipeline.Processor;
@@ -52,6 +53,14 @@ public sealed class DevStackHost : IAsyncDisposable
 
                     // Streams ending with UNAVAILABLE at shutdown are the documented behaviour, not news.
                     ["Logging:LogLevel:Grpc"] = "Warning",
+
+                    // Development identity: tokens signed with the public development key (see DevTokens and
+                    // the README). Production edges take Auth:Authority or their own keys instead.
+                    ["Auth:Issuer"] = DevTokens.Issuer,
+                    ["Auth:Audience"] = DevTokens.Audience,
+                    ["Auth:SigningKeys:0"] = DevTokens.SigningKey,
+                    ["Cors:AllowedOrigins:0"] = "http://localhost:5173",
+                    ["Cors:AllowedOrigins:1"] = "http://localhost:3000",
                 },
             });
             builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
@@ -103,6 +112,26 @@ public sealed class DevStackHost : IAsyncDisposable
         {
             await cluster.DisposeAsync();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Only the embedded broker, with every topic of the processor <paramref name="applicationId"/> provisioned, until
+    /// cancelled: the benchmark and fault harnesses run the processor and the edge as separate processes against it.
+    /// </summary>
+    public static async Task RunBrokerOnlyAsync(DevStackSettings settings, string applicationId, CancellationToken cancellationToken)
+    {
+        using var loggers = LoggerFactory.Create(logging => logging.AddSimpleConsole().SetMinimumLevel(LogLevel.Warning));
+        await using var cluster = EmbeddedKafkaCluster.Start(new EmbeddedKafkaOptions { Port = settings.KafkaPort, DefaultPartitions = settings.Partitions });
+        var plan = new FeedTopicPlan(Options.Create(new ProcessorOptions { ApplicationId = applicationId, TopicPartitions = settings.Partitions, ReplicationFactor = 1 }));
+        await new TopicProvisioner(cluster.BootstrapServers, cluster, loggers.CreateLogger<TopicProvisioner>()).EnsureAsync(plan.All(), cancellationToken);
+        Console.WriteLine($"Embedded Kafka broker ready at {cluster.BootstrapServers} ({settings.Partitions} partitions, topics of {applicationId}). Ctrl-C stops it.");
+        try
+        {
+            await Task.Delay(Timeout.Infinite, cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
         }
     }
 

@@ -8,10 +8,16 @@ var kafkaPort = new Option<int>("--kafka-port") { Description = "Port of the emb
 var grpcPort = new Option<int>("--grpc-port") { Description = "Native gRPC (HTTP/2 cleartext) port.", DefaultValueFactory = _ => 5000 };
 var webPort = new Option<int>("--web-port") { Description = "HTTP/1.1 port: grpc-web, health.", DefaultValueFactory = _ => 5001 };
 var partitions = new Option<int>("--partitions") { Description = "Partitions per topic.", DefaultValueFactory = _ => 6 };
+var brokerOnly = new Option<bool>("--broker-only")
+{
+    Description = "Run only the embedded broker (topics provisioned), for a processor and an edge started as separate processes.",
+};
+var applicationId = new Option<string>("--application-id") { Description = "Processor application id whose internal topics to provision.", DefaultValueFactory = _ => "feed-processor" };
 
 var root = new RootCommand("Feed pipeline development stack: embedded Kafka, processor and edge in one process. Ctrl-C stops it.")
 {
-    demo, users, rate, kafkaPort, grpcPort, webPort, partitions,
+    demo, users, rate, kafkaPort, grpcPort, webPort, partitions, brokerOnly, applicationId,
+    TokenCommand.Create(),
 };
 root.TreatUnmatchedTokensAsErrors = false;
 root.SetAction(async (parse, cancellationToken) =>
@@ -27,6 +33,12 @@ root.SetAction(async (parse, cancellationToken) =>
         Partitions = parse.GetValue(partitions),
     };
 
+    if (parse.GetValue(brokerOnly))
+    {
+        await DevStackHost.RunBrokerOnlyAsync(settings, parse.GetValue(applicationId)!, cancellationToken);
+        return 0;
+    }
+
     await using var stack = await DevStackHost.CreateAsync(settings, [.. parse.UnmatchedTokens], cancellationToken);
     await stack.App.StartAsync(cancellationToken);
     Console.WriteLine($"""
@@ -35,6 +47,7 @@ root.SetAction(async (parse, cancellationToken) =>
           Kafka (embedded)   {stack.BootstrapServers}        kcat -b {stack.BootstrapServers} -L
           gRPC (HTTP/2)      http://127.0.0.1:{settings.GrpcPort}     feed.v1.FeedService, feed.v1.IngestService, reflection, grpc.health.v1
           grpc-web, health   http://127.0.0.1:{settings.WebPort}     /healthz
+          JWT for calls      dotnet run --project src/DevStack -- token --user alice   (development key; see README)
         {(settings.Demo ? "Demo traffic is on." : "Start with --demo to generate traffic.")} Press Ctrl-C to stop.
 
         """);

@@ -15,6 +15,8 @@ public sealed class ProcessorMetrics : IDisposable
     private long _followsIn;
     private long _feedUpdatesOut;
     private long _deadLetters;
+    private long _largestFanOutTicks;
+    private readonly Histogram<double> _fanOutDuration;
 
     public ProcessorMetrics(IMeterFactory? meterFactory = null)
     {
@@ -23,6 +25,8 @@ public sealed class ProcessorMetrics : IDisposable
         _meter.CreateObservableCounter("feed.processor.follows_in", () => FollowsIn, "{record}", "social.follows records processed");
         _meter.CreateObservableCounter("feed.processor.feed_updates_out", () => FeedUpdatesOut, "{record}", "feed.updates records emitted");
         _meter.CreateObservableCounter("feed.processor.dead_letters", () => DeadLetters, "{record}", "Input records sent to pipeline.dead-letters");
+        _meter.CreateObservableGauge("feed.processor.fanout.longest", () => LongestFanOut.TotalSeconds, "s", "Longest single fan-out on the stream thread since start (a large author's post)");
+        _fanOutDuration = _meter.CreateHistogram<double>("feed.processor.fanout.duration", "s", "Time one post's fan-out held the stream thread");
     }
 
     public long PostsIn => Volatile.Read(ref _postsIn);
@@ -32,6 +36,25 @@ public sealed class ProcessorMetrics : IDisposable
     public long FeedUpdatesOut => Volatile.Read(ref _feedUpdatesOut);
 
     public long DeadLetters => Volatile.Read(ref _deadLetters);
+
+    public TimeSpan LongestFanOut => TimeSpan.FromTicks(Volatile.Read(ref _largestFanOutTicks));
+
+    public void FanOutCompleted(TimeSpan elapsed)
+    {
+        _fanOutDuration.Record(elapsed.TotalSeconds);
+        var ticks = elapsed.Ticks;
+        var longest = Volatile.Read(ref _largestFanOutTicks);
+        while (ticks > longest)
+        {
+            var seen = Interlocked.CompareExchange(ref _largestFanOutTicks, ticks, longest);
+            if (seen == longest)
+            {
+                break;
+            }
+
+            longest = seen;
+        }
+    }
 
     public void PostProcessed() => Interlocked.Increment(ref _postsIn);
 

@@ -32,6 +32,7 @@ public static class EdgeHostingExtensions
         services.AddSingleton(sp => new CursorCodec(Convert.FromBase64String(sp.GetRequiredService<IOptions<EdgeOptions>>().Value.CursorSigningKey)));
         services.AddHostedService<HeartbeatTicker>();
         services.AddSingleton<FeedAccessPolicy>();
+        services.AddEdgeAuth();
         services.AddSingleton<FeedEventPublisher>();
         services.AddHostedService<FeedUpdatesConsumer>();
 
@@ -56,12 +57,16 @@ public static class EdgeHostingExtensions
         return Convert.TryFromBase64String(text, bytes, out var length) && length >= 32;
     }
 
-    /// <summary>Maps gRPC (native on the HTTP/2 port, grpc-web on the HTTP/1.1 port), reflection and health.</summary>
+    /// <summary>
+    /// Maps gRPC (native on the HTTP/2 port, grpc-web on the HTTP/1.1 port), reflection and health. The feed and
+    /// ingest services need a JWT; reflection and health stay anonymous for tooling and probes.
+    /// </summary>
     public static WebApplication MapStreamEdge(this WebApplication app)
     {
         app.UseGrpcWeb(new GrpcWebOptions { DefaultEnabled = true });
-        app.MapGrpcService<FeedGrpcService>();
-        app.MapGrpcService<IngestGrpcService>();
+        app.UseEdgeAuth();
+        app.MapGrpcService<FeedGrpcService>().RequireFeedCaller();
+        app.MapGrpcService<IngestGrpcService>().RequireFeedCaller();
         app.MapGrpcReflectionService();
         app.MapGrpcHealthChecksService();
         app.MapHealthChecks("/healthz");

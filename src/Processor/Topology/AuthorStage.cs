@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Feed.V1;
 using Streamiz.Kafka.Net.Processors.Public;
 using Streamiz.Kafka.Net.State;
@@ -177,11 +178,16 @@ public sealed class AuthorStage : ITransformer<string, AuthorEvent, string, Feed
     /// </summary>
     private void EmitToFollowers(string author, FeedCommandKind kind, FeedCause cause, Post post, long occurredAtMs)
     {
-        using var followers = _followers.Range(AuthorKeys.Start(author), AuthorKeys.End(author));
-        while (followers.MoveNext())
+        var started = Stopwatch.GetTimestamp();
+        using (var followers = _followers.Range(AuthorKeys.Start(author), AuthorKeys.End(author)))
         {
-            Emit(AuthorKeys.MemberOf(followers.Current!.Value.Key, author), kind, cause, post, occurredAtMs);
+            while (followers.MoveNext())
+            {
+                Emit(AuthorKeys.MemberOf(followers.Current!.Value.Key, author), kind, cause, post, occurredAtMs);
+            }
         }
+
+        _metrics.FanOutCompleted(Stopwatch.GetElapsedTime(started));
     }
 
     private void Emit(string recipient, FeedCommandKind kind, FeedCause cause, Post post, long occurredAtMs)

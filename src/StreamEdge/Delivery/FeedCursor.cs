@@ -79,7 +79,8 @@ public sealed class CursorCodec
     {
         cursor = default;
         Span<byte> bytes = stackalloc byte[64];
-        if (text.Length > 96 || !Base64Url.TryDecodeFromChars(text, bytes, out var written) || written != Length || bytes[0] != Version)
+        // Base64Url.TryDecodeFromChars throws (rather than failing) on characters outside the alphabet.
+        if (text.Length > 96 || !text.All(IsBase64UrlChar) || !Base64Url.TryDecodeFromChars(text, bytes, out var written) || written != Length || bytes[0] != Version)
         {
             return CursorVerdict.Malformed;
         }
@@ -107,6 +108,8 @@ public sealed class CursorCodec
         cursor = new FeedCursor(kind, BinaryPrimitives.ReadInt32BigEndian(bytes[2..]), BinaryPrimitives.ReadInt64BigEndian(bytes[6..]));
         return CursorVerdict.Valid;
     }
+
+    private static bool IsBase64UrlChar(char c) => char.IsAsciiLetterOrDigit(c) || c is '-' or '_';
 
     private void Sign(ReadOnlySpan<byte> payload, Span<byte> mac)
     {

@@ -13,6 +13,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Pipeline.DevStack;
 using Pipeline.IntegrationTests.Pipeline;
 using Pipeline.Kafka;
 using Pipeline.Kafka.Embedded;
@@ -101,7 +102,7 @@ public sealed class EdgeRestartTests : IAsyncLifetime
             await Task.Delay(20, timeout.Token);
         }
 
-        using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{_grpcPort}");
+        using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{_grpcPort}", new DevTokens().ChannelOptions("restart-test", service: true));
         var client = new FeedService.FeedServiceClient(channel);
         var subscribers = Enumerable.Range(0, Authors)
             .SelectMany(a => Enumerable.Range(0, FollowersPerAuthor).Select(f => new ResumingSubscriber(client, Follower(a, f))))
@@ -201,6 +202,9 @@ public sealed class EdgeRestartTests : IAsyncLifetime
         ["Processor:ReplicationFactor"] = "1",
         ["Edge:StateDir"] = Path.Combine(_stateDir, "edge"),
         ["Edge:CursorSigningKey"] = Convert.ToBase64String(new byte[32]),
+        ["Auth:Issuer"] = DevTokens.Issuer,
+        ["Auth:Audience"] = DevTokens.Audience,
+        ["Auth:SigningKeys:0"] = DevTokens.SigningKey,
         ["Kestrel:Endpoints:Grpc:Url"] = $"http://127.0.0.1:{_grpcPort.ToString(CultureInfo.InvariantCulture)}",
         ["Kestrel:Endpoints:Grpc:Protocols"] = "Http2",
         ["Kestrel:Endpoints:Web:Url"] = "http://127.0.0.1:0",

@@ -1,8 +1,6 @@
 using Feed.V1;
 using Grpc.Core;
 using Grpc.Health.V1;
-using Grpc.Net.Client;
-using Grpc.Net.Client.Web;
 using Grpc.Reflection.V1Alpha;
 using Pipeline.Kafka;
 
@@ -128,12 +126,7 @@ public sealed class EndToEndTests
         var (author, follower, _) = Users("web");
         using var timeout = new CancellationTokenSource(Timeout);
         await _pipeline.FollowAsync(follower, author, timeout.Token);
-        using var webChannel = GrpcChannel.ForAddress($"http://127.0.0.1:{_pipeline.WebPort}", new GrpcChannelOptions
-        {
-            HttpHandler = new GrpcWebHandler(GrpcWebMode.GrpcWebText, new HttpClientHandler()),
-            HttpVersion = new Version(1, 1),
-            HttpVersionPolicy = HttpVersionPolicy.RequestVersionExact,
-        });
+        using var webChannel = _pipeline.WebChannel(_pipeline.Tokens.ChannelOptions(follower));
         using var subscription = new FeedService.FeedServiceClient(webChannel).Subscribe(new SubscribeRequest { UserId = follower }, cancellationToken: timeout.Token);
 
         // The subscription is registered once the response headers arrive; publish only then.

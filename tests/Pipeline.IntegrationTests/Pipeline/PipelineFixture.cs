@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
@@ -5,6 +6,7 @@ using Confluent.Kafka;
 using Feed.V1;
 using Grpc.Core;
 using Grpc.Net.Client;
+using Grpc.Net.Client.Web;
 using Microsoft.Extensions.DependencyInjection;
 using Pipeline.DevStack;
 using Pipeline.Processor;
@@ -16,16 +18,24 @@ namespace Pipeline.IntegrationTests.Pipeline;
 
 /// <summary>
 /// The whole pipeline (embedded broker, processor, edge) started once for the test collection, on random
-/// loopback ports, exactly as the README's run command composes it.
+/// loopback ports, exactly as the README's run command composes it. Calls authenticate with development tokens:
+/// as the user a test acts for (<see cref="ChannelFor"/>), or as a trusted service (<see cref="Ingest"/>, <see cref="Feed"/>).
 /// </summary>
 public sealed class PipelineFixture : IAsyncLifetime
 {
+    /// <summary>The one browser origin the edge's CORS allow-list holds in these tests.</summary>
+    public const string BrowserOrigin = "https://app.feed.test";
+
     public const int SubscriberBufferSize = 64;
     public const int ResumeWindow = 40;
 
+    private const string ServiceCaller = "test-service";
+
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
 
+    private readonly ConcurrentDictionary<string, GrpcChannel> _userChannels = new();
     private DevStackHost? _stack;
+    private GrpcChannel? _serviceChannel;
 
     public DevStackHost Stack => _stack ?? throw new InvalidOperationException("fixture not started");
 
@@ -33,11 +43,21 @@ public sealed class PipelineFixture : IAsyncLifetime
 
     public int WebPort { get; } = FreePort();
 
+    public string GrpcAddress => $"http://127.0.0.1:{GrpcPort}";
+
+    /// <summary>No credentials: for the anonymous services (health, reflection) and for tests of refused calls.</summary>
     public GrpcChannel Channel { get; private set; } = null!;
 
-    public IngestService.IngestServiceClient Ingest => new(Channel);
+    /// <summary>Mints tokens the edge accepts (the dev stack's public development key).</summary>
+    public DevTokens Tokens { get; } = new();
 
-    public FeedService.FeedServiceClient Feed => new(Channel);
+    /// <summary>Acts as a trusted service (an ingest bridge): may write for any author and read any feed.</summary>
+    public IngestService.IngestServiceClient Ingest => new(ServiceChannel);
+
+    /// <inheritdoc cref="Ingest"/>
+    public FeedService.FeedServiceClient Feed => new(ServiceChannel);
+
+    private GrpcChannel ServiceChannel => _serviceChannel ?? throw new InvalidOperationException("fixture not started");
 
     public EdgeMetrics EdgeMetrics => Stack.App.Services.GetRequiredService<EdgeMetrics>();
 
@@ -56,6 +76,7 @@ public sealed class PipelineFixture : IAsyncLifetime
             Overrides = new Dictionary<string, string?>
             {
                 ["Logging:LogLevel:Default"] = "Warning",
+                ["Cors:AllowedOrigins:0"] = BrowserOrigin,
 
                 // Small bounds, so tests reach them: heartbeats, the slow-reader cut-off and the resume window.
                 [$"Edge:{nameof(EdgeOptions.HeartbeatInterval)}"] = "00:00:00.300",
@@ -73,12 +94,19 @@ public sealed class PipelineFixture : IAsyncLifetime
             await Task.Delay(50, timeout.Token);
         }
 
-        Channel = GrpcChannel.ForAddress($"http://127.0.0.1:{GrpcPort}");
+        Channel = GrpcChannel.ForAddress(GrpcAddress);
+        _serviceChannel = GrpcChannel.ForAddress(GrpcAddress, Tokens.ChannelOptions(ServiceCaller, service: true));
     }
 
     public async Task DisposeAsync()
     {
         Channel?.Dispose();
+        _serviceChannel?.Dispose();
+        foreach (var channel in _userChannels.Values)
+        {
+            channel.Dispose();
+        }
+
         if (_stack is not null)
         {
             await _stack.App.StopAsync();
@@ -94,19 +122,35 @@ public sealed class PipelineFixture : IAsyncLifetime
     public async Task FollowAsync(string follower, string followee, CancellationToken cancellationToken)
     {
         var applied = Metrics.FollowsIn;
-        await Ingest.FollowAsync(new FollowRequest { FollowerId = follower, FolloweeId = followee }, cancellationToken: cancellationToken);
+        await new IngestService.IngestServiceClient(ChannelFor(follower)).FollowAsync(new FollowRequest { FollowerId = follower, FolloweeId = followee }, cancellationToken: cancellationToken);
         while (Metrics.FollowsIn <= applied)
         {
             await Task.Delay(20, cancellationToken);
         }
     }
 
-    /// <summary>Opens a subscription and waits for its response headers, which the edge sends once registered.</summary>
+    /// <summary>
+    /// Opens a subscription as <paramref name="user"/> and waits for its response headers, which the edge sends
+    /// once registered.
+    /// </summary>
     public async Task<AsyncServerStreamingCall<FeedEvent>> SubscribeAsync(string user, CancellationToken cancellationToken)
     {
-        var call = Feed.Subscribe(new SubscribeRequest { UserId = user }, cancellationToken: cancellationToken);
+        var call = new FeedService.FeedServiceClient(ChannelFor(user)).Subscribe(new SubscribeRequest { UserId = user }, cancellationToken: cancellationToken);
         await call.ResponseHeadersAsync.WaitAsync(cancellationToken);
         return call;
+    }
+
+    /// <summary>A native gRPC channel whose calls carry a token for <paramref name="user"/>; shared, do not dispose.</summary>
+    public GrpcChannel ChannelFor(string user) =>
+        _userChannels.GetOrAdd(user, u => GrpcChannel.ForAddress(GrpcAddress, Tokens.ChannelOptions(u)));
+
+    /// <summary>A grpc-web (text mode, HTTP/1.1) channel to the web port, as a browser uses it; the caller disposes it.</summary>
+    public GrpcChannel WebChannel(GrpcChannelOptions options)
+    {
+        options.HttpHandler = new GrpcWebHandler(GrpcWebMode.GrpcWebText, new HttpClientHandler());
+        options.HttpVersion = new Version(1, 1);
+        options.HttpVersionPolicy = HttpVersionPolicy.RequestVersionExact;
+        return GrpcChannel.ForAddress($"http://127.0.0.1:{WebPort}", options);
     }
 
     /// <summary>End offsets of every partition of <paramref name="topic"/>, summed: how many records it holds.</summary>

@@ -1,0 +1,54 @@
+using Microsoft.AspNetCore.Authentication.JwtBearer;
+using Microsoft.AspNetCore.Cors.Infrastructure;
+using Microsoft.Extensions.Options;
+
+namespace Pipeline.StreamEdge.Auth;
+
+/// <summary>JWT bearer authentication for the gRPC services and the CORS allow-list for grpc-web in browsers.</summary>
+public static class EdgeAuthExtensions
+{
+    /// <summary>Request headers a grpc-web client sends; Grpc-Accept-Encoding comes from Grpc.Net.Client.Web in Blazor.</summary>
+    private static readonly string[] GrpcWebRequestHeaders = ["Content-Type", "X-Grpc-Web", "X-User-Agent", "Grpc-Timeout", "Grpc-Accept-Encoding", "Authorization"];
+
+    /// <summary>Only what a grpc-web client must read: a trailers-only error carries its status in these headers.</summary>
+    private static readonly string[] GrpcResponseHeaders = ["Grpc-Status", "Grpc-Message", "Grpc-Encoding", "Grpc-Accept-Encoding"];
+
+    public static IServiceCollection AddEdgeAuth(this IServiceCollection services)
+    {
+        services.AddOptions<AuthOptions>().BindConfiguration(AuthOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<BrowserCorsOptions>().BindConfiguration(BrowserCorsOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+
+        services.ConfigureOptions<JwtBearerSetup>();
+        services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme).AddJwtBearer();
+        services.AddAuthorization();
+
+        services.AddCors();
+        services.AddOptions<CorsOptions>().Configure<IOptions<BrowserCorsOptions>>((cors, browser) => cors.AddPolicy(BrowserCorsOptions.PolicyName, policy =>
+        {
+            policy.WithOrigins([.. browser.Value.AllowedOrigins])
+                .WithMethods(HttpMethods.Post)
+                .WithHeaders(GrpcWebRequestHeaders)
+                .WithExposedHeaders(GrpcResponseHeaders)
+                .SetPreflightMaxAge(browser.Value.PreflightMaxAge);
+            if (browser.Value.AllowCredentials)
+            {
+                policy.AllowCredentials();
+            }
+        }));
+        return services;
+    }
+
+    /// <summary>CORS first, so that a preflight (which carries no token) is answered before authentication runs.</summary>
+    public static WebApplication UseEdgeAuth(this WebApplication app)
+    {
+        app.UseCors();
+        app.UseAuthentication();
+        app.UseAuthorization();
+        return app;
+    }
+
+    /// <summary>For the feed and ingest services: an authenticated caller, and grpc-web from allowed origins.</summary>
+    public static TBuilder RequireFeedCaller<TBuilder>(this TBuilder endpoints)
+        where TBuilder : IEndpointConventionBuilder =>
+        endpoints.RequireAuthorization().RequireCors(BrowserCorsOptions.PolicyName);
+}

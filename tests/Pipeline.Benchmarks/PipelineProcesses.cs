@@ -1,0 +1,144 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using Pipeline.DevStack;
+
+namespace Pipeline.Benchmarks;
+
+/// <summary>Where a run's processes listen and keep their state.</summary>
+public sealed record PipelineLayout(int KafkaPort, int GrpcPort, int WebPort, int ProcessorMetricsPort, int Partitions, string RunDirectory)
+{
+    public string BootstrapServers => $"127.0.0.1:{KafkaPort}";
+
+    public static PipelineLayout Create(int partitions)
+    {
+        var run = Path.Combine(Path.GetTempPath(), "feed-bench", DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture) + "-" + Guid.NewGuid().ToString("N")[..6]);
+        return new PipelineLayout(FreePort(), FreePort(), FreePort(), FreePort(), partitions, run);
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
+
+/// <summary>The embedded broker, the processor and the edge, each its own process, wired by configuration only.</summary>
+public static class PipelineProcesses
+{
+    public const string ApplicationId = "feed-processor";
+
+    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(90);
+
+    public static async Task<ServiceProcess> StartBrokerAsync(PipelineLayout layout, CancellationToken cancellationToken)
+    {
+        var broker = ServiceProcess.Start(
+            "broker",
+            "DevStack.dll",
+            $"--broker-only --kafka-port {layout.KafkaPort} --partitions {layout.Partitions} --application-id {ApplicationId}",
+            Path.Combine(layout.RunDirectory, "broker"),
+            new Dictionary<string, string>());
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(StartTimeout);
+        await broker.WaitForOutputAsync("Embedded Kafka broker ready", timeout.Token);
+        return broker;
+    }
+
+    public static async Task<ServiceProcess> StartProcessorAsync(PipelineLayout layout, CancellationToken cancellationToken, IReadOnlyDictionary<string, string>? extra = null)
+    {
+        var environment = new Dictionary<string, string>
+        {
+            ["Kafka__BootstrapServers"] = layout.BootstrapServers,
+            ["Processor__ApplicationId"] = ApplicationId,
+            ["Processor__StateDir"] = Path.Combine(layout.RunDirectory, "processor-state"),
+            ["Processor__ProvisionTopics"] = "false",
+            ["Processor__TopicPartitions"] = layout.Partitions.ToString(CultureInfo.InvariantCulture),
+            ["Processor__ReplicationFactor"] = "1",
+            ["Processor__MetricsUrl"] = $"http://127.0.0.1:{layout.ProcessorMetricsPort}/metrics/",
+            ["Logging__LogLevel__Default"] = "Information",
+            ["Logging__LogLevel__Streamiz"] = "Warning",
+        };
+        foreach (var (key, value) in extra ?? new Dictionary<string, string>())
+        {
+            environment[key] = value;
+        }
+
+        var processor = ServiceProcess.Start("processor", "Processor.dll", "", Path.Combine(layout.RunDirectory, "processor"), environment);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(StartTimeout);
+        await processor.WaitForOutputAsync("-> RUNNING", timeout.Token);
+        return processor;
+    }
+
+    public static async Task<ServiceProcess> StartEdgeAsync(PipelineLayout layout, CancellationToken cancellationToken, IReadOnlyDictionary<string, string>? extra = null)
+    {
+        var environment = new Dictionary<string, string>
+        {
+            ["Kafka__BootstrapServers"] = layout.BootstrapServers,
+            ["Edge__StateDir"] = Path.Combine(layout.RunDirectory, "edge-state"),
+            ["Edge__CursorSigningKey"] = Convert.ToBase64String(new byte[32]),
+            ["Edge__MaxSubscriptionsPerUser"] = "1000",
+            ["Auth__Issuer"] = DevTokens.Issuer,
+            ["Auth__Audience"] = DevTokens.Audience,
+            ["Auth__SigningKeys__0"] = DevTokens.SigningKey,
+            ["Kestrel__Endpoints__Grpc__Url"] = $"http://127.0.0.1:{layout.GrpcPort}",
+            ["Kestrel__Endpoints__Grpc__Protocols"] = "Http2",
+            ["Kestrel__Endpoints__Web__Url"] = $"http://127.0.0.1:{layout.WebPort}",
+            ["Kestrel__Endpoints__Web__Protocols"] = "Http1",
+            ["Kestrel__Limits__Http2__MaxStreamsPerConnection"] = "1000",
+            ["Logging__LogLevel__Default"] = "Warning",
+            ["Logging__LogLevel__Pipeline"] = "Information",
+        };
+        foreach (var (key, value) in extra ?? new Dictionary<string, string>())
+        {
+            environment[key] = value;
+        }
+
+        var edge = ServiceProcess.Start("edge", "StreamEdge.dll", "", Path.Combine(layout.RunDirectory, "edge"), environment);
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(StartTimeout);
+        while (true)
+        {
+            if (edge.HasExited)
+            {
+                throw new InvalidOperationException($"edge exited:\n{edge.Tail(40)}");
+            }
+
+            try
+            {
+                using var response = await http.GetAsync(new Uri($"http://127.0.0.1:{layout.WebPort}/healthz"), timeout.Token);
+                if (response.IsSuccessStatusCode)
+                {
+                    return edge;
+                }
+            }
+            catch (HttpRequestException)
+            {
+            }
+            catch (TaskCanceledException) when (!timeout.IsCancellationRequested)
+            {
+            }
+
+            await Task.Delay(100, timeout.Token);
+        }
+    }
+
+    /// <summary>Reads one counter or gauge from a Prometheus text scrape (0 when absent).</summary>
+    public static async Task<double> ScrapeAsync(HttpClient http, string url, string metric, CancellationToken cancellationToken)
+    {
+        var text = await http.GetStringAsync(new Uri(url), cancellationToken);
+        foreach (var line in text.Split('\n'))
+        {
+            if (line.StartsWith(metric, StringComparison.Ordinal) && line.Length > metric.Length && line[metric.Length] is ' ' or '{')
+            {
+                // "name{labels} value [timestamp]"
+                var afterLabels = line[metric.Length] == '{' ? line[(line.IndexOf('}', StringComparison.Ordinal) + 1)..] : line[metric.Length..];
+                return double.Parse(afterLabels.Split(' ', StringSplitOptions.RemoveEmptyEntries)[0], CultureInfo.InvariantCulture);
+            }
+        }
+
+        return 0;
+    }
+}

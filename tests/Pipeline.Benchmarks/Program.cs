@@ -1,0 +1,66 @@
+using System.CommandLine;
+using Pipeline.Benchmarks;
+
+// Every scenario bounds its traffic in count and time and talks only to loopback.
+var output = new Option<string>("--output") { Description = "Directory for results.jsonl and the plots.", DefaultValueFactory = _ => "bench-results" };
+var subscribers = new Option<int>("--subscribers") { DefaultValueFactory = _ => 10_000 };
+var fanOut = new Option<int>("--fanout") { DefaultValueFactory = _ => 20 };
+var rate = new Option<double>("--rate") { Description = "Posts per second.", DefaultValueFactory = _ => 1000 };
+var seconds = new Option<int>("--seconds") { DefaultValueFactory = _ => 30 };
+var perConnection = new Option<int>("--per-connection") { Description = "Subscriptions per HTTP/2 connection.", DefaultValueFactory = _ => 1000 };
+var partitions = new Option<int>("--partitions") { DefaultValueFactory = _ => 6 };
+var posts = new Option<long>("--posts") { Description = "Backlog size for the throughput scenario.", DefaultValueFactory = _ => 5000 };
+var followers = new Option<int>("--followers") { DefaultValueFactory = _ => 100_000 };
+var counts = new Option<int[]>("--counts") { Description = "Subscriber counts for sweeps.", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => [1000, 5000, 10_000] };
+
+var latency = new Command("latency", "Post → subscriber latency and deliveries/s at a post rate, fan-out and subscriber count.") { subscribers, fanOut, rate, seconds, perConnection, partitions, output };
+latency.SetAction(async (parse, ct) =>
+{
+    var report = new Report(parse.GetValue(output)!);
+    var result = await Scenarios.LatencyAsync(parse.GetValue(subscribers), parse.GetValue(fanOut), parse.GetValue(rate), TimeSpan.FromSeconds(parse.GetValue(seconds)), parse.GetValue(perConnection), parse.GetValue(partitions), ct);
+    report.Write("latency", result);
+    report.PlotLatency(result, "latency-distribution.png");
+});
+
+var sweep = new Command("sweep", "The latency scenario at several subscriber counts (same fan-out, posts/s scaled to keep fan-out per subscriber).") { counts, fanOut, rate, seconds, perConnection, partitions, output };
+sweep.SetAction(async (parse, ct) =>
+{
+    var report = new Report(parse.GetValue(output)!);
+    var results = new List<LatencyResult>();
+    foreach (var count in parse.GetValue(counts)!)
+    {
+        var result = await Scenarios.LatencyAsync(count, parse.GetValue(fanOut), parse.GetValue(rate) * count / 10_000.0, TimeSpan.FromSeconds(parse.GetValue(seconds)), parse.GetValue(perConnection), parse.GetValue(partitions), ct);
+        report.Write("sweep", result);
+        results.Add(result);
+    }
+
+    report.PlotSweep(results, "sweep.png");
+});
+
+var throughput = new Command("throughput", "Processor vs a raw Confluent.Kafka consume → fan-out → produce loop on the same broker and backlog.") { subscribers, fanOut, posts, partitions, output };
+throughput.SetAction(async (parse, ct) =>
+    new Report(parse.GetValue(output)!).Write("throughput", await Scenarios.ThroughputAsync(parse.GetValue(subscribers), parse.GetValue(fanOut), parse.GetValue(posts), parse.GetValue(partitions), ct)));
+
+var scale = new Command("subscribers", "Idle subscribers one edge holds, and private memory per subscriber.") { counts, perConnection, output };
+scale.SetAction(async (parse, ct) =>
+{
+    var report = new Report(parse.GetValue(output)!);
+    foreach (var count in parse.GetValue(counts)!)
+    {
+        report.Write("subscribers", await Scenarios.SubscriberScaleAsync(count, parse.GetValue(perConnection), ct));
+    }
+});
+
+var storm = new Command("resume-storm", "Subscribers attached when the edge restarts: time until all resumed, gaps, duplicates.") { subscribers, fanOut, perConnection, output };
+storm.SetAction(async (parse, ct) =>
+    new Report(parse.GetValue(output)!).Write("resume-storm", await Scenarios.ResumeStormAsync(parse.GetValue(subscribers), parse.GetValue(fanOut), parse.GetValue(perConnection), ct)));
+
+var fanout = new Command("large-author", "One post by an author with many followers: fan-out time and processor memory.") { followers, output };
+fanout.SetAction(async (parse, ct) =>
+    new Report(parse.GetValue(output)!).Write("large-author", await Scenarios.LargeAuthorAsync(parse.GetValue(followers), ct)));
+
+var root = new RootCommand("Feed pipeline load harness: broker, processor and edge as separate processes on loopback.")
+{
+    latency, sweep, throughput, scale, storm, fanout,
+};
+return await root.Parse(args).InvokeAsync();

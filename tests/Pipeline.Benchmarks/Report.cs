@@ -1,0 +1,72 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using ScottPlot;
+
+namespace Pipeline.Benchmarks;
+
+/// <summary>Prints results as Markdown tables, appends them as JSON lines, and draws the plots for BENCHMARKS.md.</summary>
+public sealed class Report(string outputDirectory)
+{
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = false };
+
+    public void Write(string scenario, object result)
+    {
+        Directory.CreateDirectory(outputDirectory);
+        var line = JsonSerializer.Serialize(new { scenario, at = DateTime.UtcNow, result }, Json);
+        File.AppendAllText(Path.Combine(outputDirectory, "results.jsonl"), line + Environment.NewLine);
+        Console.WriteLine(Describe(result));
+    }
+
+    public static string Describe(object result) => result switch
+    {
+        LatencyResult r => Invariant(
+            $"latency  | {r.Subscribers} subs × fan-out {r.FanOut} @ {r.PostsPerSecond}/s for {r.Seconds}s ({r.PerConnection}/conn) | p50 {r.P50Ms:F1} ms · p90 {r.P90Ms:F1} · p99 {r.P99Ms:F1} · p99.9 {r.P999Ms:F1} · max {r.MaxMs:F1} | {r.DeliveriesPerSecond:F0} deliveries/s | delivered {r.Deliveries}/{r.Expected}, gaps {r.Gaps}, dups {r.Duplicates} | processor in {r.ProcessorInPerSecond:F0}/s out {r.ProcessorOutPerSecond:F0}/s | cores: broker {r.BrokerCores:F2} processor {r.ProcessorCores:F2} edge {r.EdgeCores:F2} harness {r.HarnessCores:F2}"),
+        ThroughputResult r => Invariant($"throughput | {r.Posts} posts × {r.FanOut} | processor {r.ProcessorUpdatesPerSecond:F0} updates/s · raw loop {r.RawLoopUpdatesPerSecond:F0} updates/s · ratio {r.Ratio:P0}"),
+        SubscriberScaleResult r => Invariant($"subscribers | {r.Subscribers} ({r.PerConnection}/conn) | edge private {r.EdgeBaselineMiB:F0} → {r.EdgeMiB:F0} MiB · {r.BytesPerSubscriber / 1024:F2} KiB/subscriber · harness {r.HarnessMiB:F0} MiB"),
+        ResumeStormResult r => Invariant($"resume storm | {r.Subscribers} subscribers | all resumed {r.SecondsToAllResumed:F2} s after the edge process started | delivered {r.Deliveries}/{r.Expected}, gaps {r.Gaps}, dups {r.Duplicates}"),
+        FanOutResult r => Invariant($"large author | {r.Followers} followers | all updates out in {r.SecondsToAllUpdates:F2} s · longest stream-thread fan-out {r.LongestStreamThreadSeconds:F2} s · processor private {r.ProcessorMiBBefore:F0} → {r.ProcessorMiBAfter:F0} MiB (peak)"),
+        _ => result.ToString() ?? "",
+    };
+
+    /// <summary>Latency distribution (percentile spectrum) of one run.</summary>
+    public void PlotLatency(LatencyResult result, string fileName)
+    {
+        double[] percentiles = [10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.99, 100];
+        var plot = new Plot();
+        var xs = percentiles.Select((_, i) => (double)i).ToArray();
+        var ys = result.HistogramPercentilesUs.Select(us => us / 1000.0).ToArray();
+        plot.Add.Scatter(xs, ys);
+        plot.Axes.Bottom.SetTicks(xs, [.. percentiles.Select(p => p.ToString(CultureInfo.InvariantCulture))]);
+        plot.XLabel("percentile");
+        plot.YLabel("post → subscriber latency (ms)");
+        plot.Title(Invariant($"Latency: {result.Subscribers} subscribers, fan-out {result.FanOut}, {result.PostsPerSecond} posts/s"));
+        Save(plot, fileName);
+    }
+
+    /// <summary>Deliveries/s and p99 against the number of subscribers, over a sweep.</summary>
+    public void PlotSweep(IReadOnlyList<LatencyResult> sweep, string fileName)
+    {
+        var plot = new Plot();
+        var xs = sweep.Select(r => (double)r.Subscribers).ToArray();
+        var deliveries = plot.Add.Scatter(xs, [.. sweep.Select(r => r.DeliveriesPerSecond)]);
+        deliveries.LegendText = "deliveries/s (left)";
+        var p99 = plot.Add.Scatter(xs, [.. sweep.Select(r => r.P99Ms)]);
+        p99.LegendText = "p99 ms (right)";
+        p99.Axes.YAxis = plot.Axes.Right;
+        plot.XLabel("subscribers");
+        plot.Axes.Left.Label.Text = "deliveries/s";
+        plot.Axes.Right.Label.Text = "p99 latency (ms)";
+        plot.ShowLegend();
+        plot.Title("Deliveries/s and p99 vs subscribers");
+        Save(plot, fileName);
+    }
+
+    private void Save(Plot plot, string fileName)
+    {
+        Directory.CreateDirectory(outputDirectory);
+        plot.SavePng(Path.Combine(outputDirectory, fileName), 900, 500);
+    }
+
+    private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,302 @@
+using System.Diagnostics;
+using System.Globalization;
+using Confluent.Kafka;
+using Feed.V1;
+using Google.Protobuf;
+using Pipeline.Kafka;
+
+namespace Pipeline.Benchmarks;
+
+public sealed record LatencyResult(
+    int Subscribers, int FanOut, double PostsPerSecond, double Seconds, int PerConnection,
+    long Posts, long Expected, long Deliveries, long Gaps, long Duplicates,
+    double P50Ms, double P90Ms, double P99Ms, double P999Ms, double MaxMs,
+    double DeliveriesPerSecond, double ProcessorInPerSecond, double ProcessorOutPerSecond,
+    double BrokerCores, double ProcessorCores, double EdgeCores, double HarnessCores,
+    long[] HistogramPercentilesUs);
+
+public sealed record ThroughputResult(long Posts, int FanOut, double ProcessorUpdatesPerSecond, double RawLoopUpdatesPerSecond, double Ratio);
+
+public sealed record SubscriberScaleResult(int Subscribers, int PerConnection, double EdgeBaselineMiB, double EdgeMiB, double BytesPerSubscriber, double HarnessMiB);
+
+public sealed record ResumeStormResult(int Subscribers, double SecondsToAllResumed, long Gaps, long Duplicates, long Deliveries, long Expected);
+
+public sealed record FanOutResult(int Followers, double SecondsToAllUpdates, double LongestStreamThreadSeconds, double ProcessorMiBBefore, double ProcessorMiBAfter);
+
+/// <summary>The harness's scenarios; each starts its own broker, processor and edge processes and stops them.</summary>
+public static class Scenarios
+{
+    private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(60);
+
+    public static async Task<LatencyResult> LatencyAsync(int subscribers, int fanOut, double postsPerSecond, TimeSpan duration, int perConnection, int partitions, CancellationToken cancellationToken)
+    {
+        var layout = PipelineLayout.Create(partitions);
+        await using var broker = await PipelineProcesses.StartBrokerAsync(layout, cancellationToken);
+        await using var processor = await PipelineProcesses.StartProcessorAsync(layout, cancellationToken);
+        await using var edge = await PipelineProcesses.StartEdgeAsync(layout, cancellationToken);
+        using var workload = new FeedWorkload(layout.BootstrapServers, subscribers, fanOut);
+        using var http = new HttpClient();
+        var processorMetrics = $"http://127.0.0.1:{layout.ProcessorMetricsPort}/metrics/";
+
+        await workload.FollowAllAsync(cancellationToken);
+        await WaitUntilAsync(async () => await PipelineProcesses.ScrapeAsync(http, processorMetrics, "feed_processor_follows_in_total", cancellationToken) >= subscribers, cancellationToken);
+
+        await using var fleet = new SubscriberFleet();
+        await fleet.OpenAsync($"http://127.0.0.1:{layout.GrpcPort}", [.. Enumerable.Range(0, subscribers).Select(FeedWorkload.User)], perConnection, cancellationToken);
+        Console.WriteLine($"  {subscribers} subscribers live on {Math.Ceiling(subscribers / (double)perConnection)} connections; posting {postsPerSecond}/s for {duration.TotalSeconds} s");
+
+        var cpu = CpuSnapshot.Take(broker, processor, edge);
+        var inBefore = await PipelineProcesses.ScrapeAsync(http, processorMetrics, "feed_processor_posts_in_total", cancellationToken);
+        var outBefore = await PipelineProcesses.ScrapeAsync(http, processorMetrics, "feed_processor_feed_updates_out_total", cancellationToken);
+        var started = DateTime.UtcNow;
+        await workload.PostAsync(postsPerSecond, duration, cancellationToken);
+        var expected = workload.PostsSent * fanOut;
+        var drainDeadline = DateTime.UtcNow + DrainTimeout;
+        while (fleet.Deliveries + fleet.Duplicates < expected && DateTime.UtcNow < drainDeadline)
+        {
+            await Task.Delay(100, cancellationToken);
+        }
+
+        var window = (fleet.LastDelivery - started).TotalSeconds;
+        var cores = cpu.CoresSince();
+        var processorIn = (await PipelineProcesses.ScrapeAsync(http, processorMetrics, "feed_processor_posts_in_total", cancellationToken)) - inBefore;
+        var processorOut = (await PipelineProcesses.ScrapeAsync(http, processorMetrics, "feed_processor_feed_updates_out_total", cancellationToken)) - outBefore;
+        var h = fleet.Latency;
+        return new LatencyResult(
+            subscribers, fanOut, postsPerSecond, duration.TotalSeconds, perConnection,
+            workload.PostsSent, expected, fleet.Deliveries, fleet.Gaps, fleet.Duplicates,
+            Ms(h.GetValueAtPercentile(50)), Ms(h.GetValueAtPercentile(90)), Ms(h.GetValueAtPercentile(99)), Ms(h.GetValueAtPercentile(99.9)), Ms(h.GetValueAtPercentile(100)),
+            fleet.Deliveries / window, processorIn / window, processorOut / window,
+            cores[0], cores[1], cores[2], cores[3],
+            [.. new[] { 10.0, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.99, 100 }.Select(p => h.GetValueAtPercentile(p))]);
+    }
+
+    /// <summary>
+    /// The processor against the limit: a minimal Confluent.Kafka consume → in-memory fan-out → produce loop doing the
+    /// same job on the same broker, both draining the same backlog of posts.
+    /// </summary>
+    public static async Task<ThroughputResult> ThroughputAsync(int subscribers, int fanOut, long posts, int partitions, CancellationToken cancellationToken)
+    {
+        var layout = PipelineLayout.Create(partitions);
+        await using var broker = await PipelineProcesses.StartBrokerAsync(layout, cancellationToken);
+        using var workload = new FeedWorkload(layout.BootstrapServers, subscribers, fanOut);
+        using var http = new HttpClient();
+        var processorMetrics = $"http://127.0.0.1:{layout.ProcessorMetricsPort}/metrics/";
+
+        // Follows first, through the processor, so that both sides start from the same graph; then the backlog.
+        await workload.FollowAllAsync(cancellationToken);
+        var processor = await PipelineProcesses.StartProcessorAsync(layout, cancellationToken);
+        await WaitUntilAsync(async () => await PipelineProcesses.ScrapeAsync(http, processorMetrics, "feed_processor_follows_in_total", cancellationToken) >= subscribers, cancellationToken);
+        await processor.DisposeAsync();
+        workload.PostBacklog(posts, cancellationToken);
+        var expected = posts * fanOut;
+
+        var raw = RawFanOutLoop.Run(layout.BootstrapServers, workload, expected, cancellationToken);
+        Console.WriteLine($"  raw loop: {expected} updates in {raw.TotalSeconds:F2} s");
+
+        var stopwatch = Stopwatch.StartNew();
+        await using var restarted = await PipelineProcesses.StartProcessorAsync(layout, cancellationToken);
+        double first = 0;
+        await WaitUntilAsync(
+            async () =>
+            {
+                var outCount = await PipelineProcesses.ScrapeAsync(http, processorMetrics, "feed_processor_feed_updates_out_total", cancellationToken);
+                if (first == 0 && outCount > 0)
+                {
+                    first = stopwatch.Elapsed.TotalSeconds;
+                }
+
+                return outCount >= expected;
+            },
+            cancellationToken,
+            pollMs: 20);
+        var processorSeconds = stopwatch.Elapsed.TotalSeconds - first;
+        Console.WriteLine($"  processor: {expected} updates in {processorSeconds:F2} s (after its first output)");
+        var processorRate = expected / processorSeconds;
+        var rawRate = expected / raw.TotalSeconds;
+        return new ThroughputResult(posts, fanOut, processorRate, rawRate, processorRate / rawRate);
+    }
+
+    public static async Task<SubscriberScaleResult> SubscriberScaleAsync(int subscribers, int perConnection, CancellationToken cancellationToken)
+    {
+        var layout = PipelineLayout.Create(6);
+        await using var broker = await PipelineProcesses.StartBrokerAsync(layout, cancellationToken);
+        await using var edge = await PipelineProcesses.StartEdgeAsync(layout, cancellationToken, new Dictionary<string, string> { ["Edge__HeartbeatInterval"] = "00:01:00" });
+        await Task.Delay(2000, cancellationToken);
+        var baseline = edge.PrivateBytes();
+        await using var fleet = new SubscriberFleet();
+        await fleet.OpenAsync($"http://127.0.0.1:{layout.GrpcPort}", [.. Enumerable.Range(0, subscribers).Select(FeedWorkload.User)], perConnection, cancellationToken);
+        await Task.Delay(3000, cancellationToken);
+        var loaded = edge.PrivateBytes();
+        var harness = Process.GetCurrentProcess().PrivateMemorySize64;
+        return new SubscriberScaleResult(subscribers, perConnection, MiB(baseline), MiB(loaded), (loaded - baseline) / (double)subscribers, MiB(harness));
+    }
+
+    /// <summary>Subscribers attached with cursors; the edge is stopped (SIGTERM) and started again while posts flow.</summary>
+    public static async Task<ResumeStormResult> ResumeStormAsync(int subscribers, int fanOut, int perConnection, CancellationToken cancellationToken)
+    {
+        var layout = PipelineLayout.Create(6);
+        await using var broker = await PipelineProcesses.StartBrokerAsync(layout, cancellationToken);
+        await using var processor = await PipelineProcesses.StartProcessorAsync(layout, cancellationToken);
+        var edge = await PipelineProcesses.StartEdgeAsync(layout, cancellationToken);
+        using var workload = new FeedWorkload(layout.BootstrapServers, subscribers, fanOut);
+        using var http = new HttpClient();
+        await workload.FollowAllAsync(cancellationToken);
+        await WaitUntilAsync(async () => await PipelineProcesses.ScrapeAsync(http, $"http://127.0.0.1:{layout.ProcessorMetricsPort}/metrics/", "feed_processor_follows_in_total", cancellationToken) >= subscribers, cancellationToken);
+
+        await using var fleet = new SubscriberFleet();
+        await fleet.OpenAsync($"http://127.0.0.1:{layout.GrpcPort}", [.. Enumerable.Range(0, subscribers).Select(FeedWorkload.User)], perConnection, cancellationToken);
+        var posting = workload.PostAsync(50, TimeSpan.FromSeconds(12), cancellationToken);
+        await Task.Delay(3000, cancellationToken);
+
+        await edge.StopAsync(TimeSpan.FromSeconds(30));
+        await WaitUntilAsync(() => Task.FromResult(fleet.Live == 0), cancellationToken);
+        var restarted = Stopwatch.StartNew();
+        await using var newEdge = await PipelineProcesses.StartEdgeAsync(layout, cancellationToken);
+        await WaitUntilAsync(() => Task.FromResult(fleet.Live == subscribers), cancellationToken, pollMs: 10);
+        var resumed = restarted.Elapsed.TotalSeconds;
+        await posting;
+        var expected = workload.PostsSent * fanOut;
+        var deadline = DateTime.UtcNow + DrainTimeout;
+        while (fleet.Deliveries < expected && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(100, cancellationToken);
+        }
+
+        await edge.DisposeAsync();
+        return new ResumeStormResult(subscribers, resumed, fleet.Gaps, fleet.Duplicates, fleet.Deliveries, expected);
+    }
+
+    /// <summary>One post by an author with <paramref name="followers"/> followers: time and memory of the fan-out.</summary>
+    public static async Task<FanOutResult> LargeAuthorAsync(int followers, CancellationToken cancellationToken)
+    {
+        var layout = PipelineLayout.Create(6);
+        await using var broker = await PipelineProcesses.StartBrokerAsync(layout, cancellationToken);
+        await using var processor = await PipelineProcesses.StartProcessorAsync(layout, cancellationToken);
+        using var workload = new FeedWorkload(layout.BootstrapServers, followers, followers);
+        using var http = new HttpClient();
+        var metrics = $"http://127.0.0.1:{layout.ProcessorMetricsPort}/metrics/";
+        await workload.FollowAllAsync(cancellationToken);
+        await WaitUntilAsync(async () => await PipelineProcesses.ScrapeAsync(http, metrics, "feed_processor_follows_in_total", cancellationToken) >= followers, cancellationToken);
+        await Task.Delay(2000, cancellationToken);
+        var before = processor.PrivateBytes();
+        var peak = before;
+
+        var stopwatch = Stopwatch.StartNew();
+        workload.PostBacklog(1, cancellationToken);
+        await WaitUntilAsync(
+            async () =>
+            {
+                peak = Math.Max(peak, processor.PrivateBytes());
+                return await PipelineProcesses.ScrapeAsync(http, metrics, "feed_processor_feed_updates_out_total", cancellationToken) >= followers;
+            },
+            cancellationToken,
+            pollMs: 20);
+        var seconds = stopwatch.Elapsed.TotalSeconds;
+        var longest = await PipelineProcesses.ScrapeAsync(http, metrics, "feed_processor_fanout_longest_seconds", cancellationToken);
+        return new FanOutResult(followers, seconds, longest, MiB(before), MiB(peak));
+    }
+
+    private static double Ms(long microseconds) => microseconds / 1000.0;
+
+    private static double MiB(long bytes) => bytes / 1024.0 / 1024.0;
+
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition, CancellationToken cancellationToken, int pollMs = 100)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(TimeSpan.FromMinutes(5));
+        while (!await condition())
+        {
+            await Task.Delay(pollMs, timeout.Token);
+        }
+    }
+
+    /// <summary>CPU time of each process at one moment, to turn into cores used over a window.</summary>
+    private sealed class CpuSnapshot
+    {
+        private readonly ServiceProcess[] _processes;
+        private readonly TimeSpan[] _cpu;
+        private readonly TimeSpan _harnessCpu;
+        private readonly Stopwatch _wall = Stopwatch.StartNew();
+
+        private CpuSnapshot(ServiceProcess[] processes)
+        {
+            _processes = processes;
+            _cpu = [.. processes.Select(p => p.CpuTime())];
+            _harnessCpu = Process.GetCurrentProcess().TotalProcessorTime;
+        }
+
+        public static CpuSnapshot Take(params ServiceProcess[] processes) => new(processes);
+
+        public double[] CoresSince()
+        {
+            var wall = _wall.Elapsed.TotalSeconds;
+            var harness = (Process.GetCurrentProcess().TotalProcessorTime - _harnessCpu).TotalSeconds / wall;
+            return [.. _processes.Select((p, i) => (p.CpuTime() - _cpu[i]).TotalSeconds / wall), harness];
+        }
+    }
+}
+
+/// <summary>
+/// The raw loop: consume social.posts, look the author's followers up in memory, produce one FeedUpdate per follower
+/// (at-least-once, no state store, no transactions) — the upper bound for the same fan-out on this broker.
+/// </summary>
+public static class RawFanOutLoop
+{
+    public static TimeSpan Run(string bootstrapServers, FeedWorkload workload, long expected, CancellationToken cancellationToken)
+    {
+        var followers = Enumerable.Range(0, workload.Subscribers).GroupBy(workload.AuthorOf).ToDictionary(g => FeedWorkload.Author(g.Key), g => g.Select(FeedWorkload.User).ToArray());
+        using var consumer = new ConsumerBuilder<string, byte[]>(new ConsumerConfig
+        {
+            BootstrapServers = bootstrapServers,
+            GroupId = $"raw-loop-{Guid.NewGuid():N}",
+            AutoOffsetReset = AutoOffsetReset.Earliest,
+            EnableAutoCommit = true,
+            FetchWaitMaxMs = 50,
+        }).Build();
+        using var producer = new ProducerBuilder<string, byte[]>(new ProducerConfig
+        {
+            BootstrapServers = bootstrapServers,
+            LingerMs = 5,
+            EnableIdempotence = true,
+            Partitioner = Partitioner.Murmur2Random,
+        }).Build();
+        consumer.Subscribe(FeedTopics.Posts);
+        long produced = 0;
+        Stopwatch? stopwatch = null;
+        while (produced < expected && !cancellationToken.IsCancellationRequested)
+        {
+            var result = consumer.Consume(TimeSpan.FromMilliseconds(100));
+            if (result?.Message is null)
+            {
+                continue;
+            }
+
+            stopwatch ??= Stopwatch.StartNew();
+            var post = PostEvent.Parser.ParseFrom(result.Message.Value);
+            var feedPost = new Post { PostId = post.PostId, AuthorId = post.AuthorId, Body = post.Body, CreatedAtMs = post.CreatedAtMs };
+            foreach (var recipient in followers.GetValueOrDefault(post.AuthorId, []))
+            {
+                var update = new FeedUpdate { RecipientId = recipient, Kind = FeedUpdateKind.Added, Cause = FeedCause.Live, Post = feedPost, SourceOccurredAtMs = post.OccurredAtMs };
+                while (true)
+                {
+                    try
+                    {
+                        producer.Produce("bench.raw-updates", new Message<string, byte[]> { Key = recipient, Value = update.ToByteArray() });
+                        break;
+                    }
+                    catch (ProduceException<string, byte[]> ex) when (ex.Error.Code == ErrorCode.Local_QueueFull)
+                    {
+                        producer.Poll(TimeSpan.FromMilliseconds(10));
+                    }
+                }
+
+                produced++;
+            }
+        }
+
+        producer.Flush(cancellationToken);
+        consumer.Close();
+        return stopwatch?.Elapsed ?? TimeSpan.Zero;
+    }
+}

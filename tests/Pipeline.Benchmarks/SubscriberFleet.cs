@@ -1,0 +1,147 @@
+using Feed.V1;
+using Grpc.Core;
+using Grpc.Net.Client;
+using HdrHistogram;
+using Pipeline.DevStack;
+
+namespace Pipeline.Benchmarks;
+
+/// <summary>
+/// Many subscribers on few or many HTTP/2 connections. Each records post → receive latency (µs) into one shared
+/// concurrent histogram and checks its author's sequence numbers: a gap or a repeat is counted, never hidden.
+/// </summary>
+public sealed class SubscriberFleet : IAsyncDisposable
+{
+    private readonly List<GrpcChannel> _channels = [];
+    private readonly List<Subscriber> _subscribers = [];
+    private readonly CancellationTokenSource _stop = new();
+
+    // One service-role token for the whole fleet: services may read any user's feed.
+    private readonly Metadata _authorization = new() { { "Authorization", $"Bearer {new DevTokens().Mint("bench-harness", service: true, TimeSpan.FromHours(6))}" } };
+    private long _deliveries;
+    private long _gaps;
+    private long _duplicates;
+    private long _lastDeliveryTicks;
+
+    public LongConcurrentHistogram Latency { get; } = new(1, 120_000_000, 3);
+
+    public long Deliveries => Interlocked.Read(ref _deliveries);
+
+    public long Gaps => Interlocked.Read(ref _gaps);
+
+    public long Duplicates => Interlocked.Read(ref _duplicates);
+
+    public DateTime LastDelivery => new(Interlocked.Read(ref _lastDeliveryTicks), DateTimeKind.Utc);
+
+    public int Count => _subscribers.Count;
+
+    public int Resubscribes => _subscribers.Sum(s => s.Resubscribes);
+
+    public int Live => _subscribers.Count(s => s.IsLive);
+
+    /// <summary>Opens one subscription per user, <paramref name="perConnection"/> streams per HTTP/2 connection, and waits until all are live.</summary>
+    public async Task OpenAsync(string address, IReadOnlyList<string> users, int perConnection, CancellationToken cancellationToken)
+    {
+        for (var i = 0; i < users.Count; i++)
+        {
+            if (i % perConnection == 0)
+            {
+                _channels.Add(GrpcChannel.ForAddress(address, new GrpcChannelOptions
+                {
+                    HttpHandler = new SocketsHttpHandler { EnableMultipleHttp2Connections = false, KeepAlivePingDelay = TimeSpan.FromSeconds(60) },
+                    MaxReceiveMessageSize = 1 << 20,
+                }));
+            }
+
+            var subscriber = new Subscriber(this, new FeedService.FeedServiceClient(_channels[^1]), users[i]);
+            _subscribers.Add(subscriber);
+            subscriber.Start(_stop.Token);
+        }
+
+        while (_subscribers.Any(s => !s.IsLive))
+        {
+            await Task.Delay(50, cancellationToken);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        await Task.WhenAll(_subscribers.Select(s => s.Completion));
+        _channels.ForEach(c => c.Dispose());
+        _stop.Dispose();
+    }
+
+    private void Record(long sentTicks, int author, long sequence, Subscriber subscriber)
+    {
+        var now = DateTime.UtcNow.Ticks;
+        Latency.RecordValue(Math.Max(1, (now - sentTicks) / 10));
+        Interlocked.Increment(ref _deliveries);
+        Interlocked.Exchange(ref _lastDeliveryTicks, now);
+        var expected = subscriber.NextSequence(author);
+        if (sequence > expected)
+        {
+            Interlocked.Add(ref _gaps, sequence - expected);
+        }
+        else if (sequence < expected)
+        {
+            Interlocked.Increment(ref _duplicates);
+            return;
+        }
+
+        subscriber.Saw(author, sequence);
+    }
+
+    /// <summary>One user's stream; on any stream error it resubscribes with its last cursor, as a real client does.</summary>
+    private sealed class Subscriber(SubscriberFleet fleet, FeedService.FeedServiceClient client, string user)
+    {
+        private readonly Dictionary<int, long> _next = [];
+        private string _cursor = "";
+        private volatile bool _live;
+
+        public Task Completion { get; private set; } = Task.CompletedTask;
+
+        public bool IsLive => _live;
+
+        public int Resubscribes { get; private set; }
+
+        public long NextSequence(int author) => _next.GetValueOrDefault(author);
+
+        public void Saw(int author, long sequence) => _next[author] = sequence + 1;
+
+        public void Start(CancellationToken cancellationToken) => Completion = RunAsync(cancellationToken);
+
+        private async Task RunAsync(CancellationToken cancellationToken)
+        {
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                try
+                {
+                    using var call = client.Subscribe(new SubscribeRequest { UserId = user, Cursor = _cursor }, fleet._authorization, cancellationToken: cancellationToken);
+                    await call.ResponseHeadersAsync;
+                    _live = true;
+                    while (await call.ResponseStream.MoveNext(cancellationToken))
+                    {
+                        var feedEvent = call.ResponseStream.Current;
+                        _cursor = feedEvent.Cursor;
+                        if (feedEvent.EventCase == FeedEvent.EventOneofCase.Added)
+                        {
+                            var (sent, author, sequence) = FeedWorkload.ParseBody(feedEvent.Added.Post.Body);
+                            fleet.Record(sent, author, sequence, this);
+                        }
+                    }
+                }
+                catch (RpcException) when (!cancellationToken.IsCancellationRequested)
+                {
+                    _live = false;
+                    Resubscribes++;
+                    await Task.Delay(Random.Shared.Next(20, 100), CancellationToken.None);
+                }
+                catch (Exception) when (cancellationToken.IsCancellationRequested)
+                {
+                    return;
+                }
+            }
+        }
+    }
+}
