@@ -28,7 +28,7 @@ public sealed class IngestGrpcService : IngestService.IngestServiceBase
 
     public override async Task<PublishPostResponse> PublishPost(PublishPostRequest request, ServerCallContext context)
     {
-        _access.ResolveActor(context, "author_id", request.AuthorId);
+        var author = _access.ResolveActor(context, "author_id", request.AuthorId);
         EnsureValid(
             FeedContract.ValidatePostBody(request.Body, _maxPostBodyBytes)
             ?? (request.PostId.Length == 0 ? null : FeedContract.ValidateId("post_id", request.PostId)));
@@ -37,7 +37,7 @@ public sealed class IngestGrpcService : IngestService.IngestServiceBase
         var post = new PostEvent
         {
             PostId = request.PostId.Length == 0 ? Guid.CreateVersion7().ToString("N") : request.PostId,
-            AuthorId = request.AuthorId,
+            AuthorId = author,
             Action = PostAction.Created,
             Body = request.Body,
             CreatedAtMs = now,
@@ -49,10 +49,10 @@ public sealed class IngestGrpcService : IngestService.IngestServiceBase
 
     public override Task<IngestAck> DeletePost(DeletePostRequest request, ServerCallContext context)
     {
-        _access.ResolveActor(context, "author_id", request.AuthorId);
+        var author = _access.ResolveActor(context, "author_id", request.AuthorId);
         EnsureValid(FeedContract.ValidateId("post_id", request.PostId));
         var now = _clock.GetUtcNow().ToUnixTimeMilliseconds();
-        var post = new PostEvent { PostId = request.PostId, AuthorId = request.AuthorId, Action = PostAction.Deleted, OccurredAtMs = now };
+        var post = new PostEvent { PostId = request.PostId, AuthorId = author, Action = PostAction.Deleted, OccurredAtMs = now };
         return PublishAsync(FeedTopics.Posts, post.AuthorId, post, context);
     }
 
@@ -64,12 +64,12 @@ public sealed class IngestGrpcService : IngestService.IngestServiceBase
 
     private Task<IngestAck> PublishFollowAsync(FollowRequest request, FollowAction action, ServerCallContext context)
     {
-        _access.ResolveActor(context, "follower_id", request.FollowerId);
-        EnsureValid(FeedContract.ValidateFollowPair(request.FollowerId, request.FolloweeId));
+        var follower = _access.ResolveActor(context, "follower_id", request.FollowerId);
+        EnsureValid(FeedContract.ValidateFollowPair(follower, request.FolloweeId));
         var follow = new FollowEvent
         {
             EventId = Guid.CreateVersion7().ToString("N"),
-            FollowerId = request.FollowerId,
+            FollowerId = follower,
             FolloweeId = request.FolloweeId,
             Action = action,
             OccurredAtMs = _clock.GetUtcNow().ToUnixTimeMilliseconds(),

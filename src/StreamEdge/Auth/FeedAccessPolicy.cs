@@ -54,8 +54,16 @@ public sealed class FeedAccessPolicy
     {
         var caller = Authenticated(context);
         var subject = SubjectOf(caller);
+        var service = HasServiceRole(caller);
+
+        // A user writes as themselves by default; a service acts for others, so it must always say for whom.
+        if (string.IsNullOrEmpty(requestedUserId) && !service)
+        {
+            requestedUserId = subject;
+        }
+
         RequireValidId(field, requestedUserId);
-        if (requestedUserId == subject || HasServiceRole(caller))
+        if (requestedUserId == subject || service)
         {
             return requestedUserId;
         }

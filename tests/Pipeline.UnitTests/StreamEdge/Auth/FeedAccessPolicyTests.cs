@@ -118,9 +118,13 @@ public sealed class FeedAccessPolicyTests
         Assert.Equal("bob", _policy.ResolveActor(CallerContext.With(("sub", "ingest-bridge"), ("scope", "feed.service")), "author_id", "bob"));
 
     [Fact]
-    public void EmptyActor_InvalidArgument_BecauseIngestWritesTheRequestField()
+    public void EmptyActor_ForAUser_IsTheCaller() =>
+        Assert.Equal("alice", _policy.ResolveActor(CallerContext.With(("sub", "alice")), "author_id", ""));
+
+    [Fact]
+    public void EmptyActor_ForAService_IsInvalidArgument_BecauseAServiceMustSayForWhom()
     {
-        var error = Assert.Throws<RpcException>(() => _policy.ResolveActor(CallerContext.With(("sub", "alice")), "author_id", ""));
+        var error = Assert.Throws<RpcException>(() => _policy.ResolveActor(CallerContext.With(("sub", "ingest-bridge"), ("scope", "feed.service")), "author_id", ""));
 
         Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
         Assert.Equal("author_id is required", error.Status.Detail);
