@@ -53,8 +53,9 @@ public sealed partial class FeedProcessorService : BackgroundService
             await provisioner.EnsureAsync(_topics.All(), stoppingToken);
         }
 
+        StreamizLogging.Use(_loggerFactory);
         var topology = FeedTopology.Build(_options, _metrics);
-        _stream = new KafkaStream(topology, StreamConfigFor(_options, _clientConfig, _loggerFactory));
+        _stream = new KafkaStream(topology, StreamConfigFor(_options, _clientConfig));
         _stream.StateChanged += (previous, current) =>
         {
             State = current;
@@ -81,7 +82,7 @@ public sealed partial class FeedProcessorService : BackgroundService
     }
 
     /// <summary>Streamiz configuration: the shared Kafka client settings plus the processing settings.</summary>
-    public static StreamConfig<StringSerDes, ByteArraySerDes> StreamConfigFor(ProcessorOptions options, ClientConfig client, ILoggerFactory loggerFactory)
+    public static StreamConfig<StringSerDes, ByteArraySerDes> StreamConfigFor(ProcessorOptions options, ClientConfig client)
     {
         var config = new StreamConfig<StringSerDes, ByteArraySerDes>
         {
@@ -99,7 +100,8 @@ public sealed partial class FeedProcessorService : BackgroundService
             // A new application reads its inputs from the beginning, as Kafka Streams does.
             AutoOffsetReset = AutoOffsetReset.Earliest,
             ReplicationFactor = options.ReplicationFactor,
-            Logger = loggerFactory,
+            Logger = StreamizLogging.Instance,
+            SessionTimeoutMs = options.SessionTimeoutMs,
         };
 
         CopyClientSettings(client, config);

@@ -50,6 +50,13 @@ public sealed class ProcessorOptions
     [Range(0, 1_000)]
     public double LingerMs { get; set; } = 5;
 
+    /// <summary>
+    /// Consumer group session timeout. Lower means a crashed instance's partitions move sooner (and, on some
+    /// brokers, a restarted single instance rejoins sooner); higher tolerates longer pauses.
+    /// </summary>
+    [Range(6_000, 300_000)]
+    public int SessionTimeoutMs { get; set; } = 45_000;
+
     /// <summary>How many of an author's newest posts a new follower receives.</summary>
     [Range(0, 1000)]
     public int BackfillSize { get; set; } = 20;

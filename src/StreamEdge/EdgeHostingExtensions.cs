@@ -15,6 +15,10 @@ public static class EdgeHostingExtensions
     public static WebApplicationBuilder AddStreamEdge(this WebApplicationBuilder builder)
     {
         var services = builder.Services;
+
+        // Kestrel binds only its endpoints from configuration; its limits (HTTP/2 keepalive pings, streams per
+        // connection) are bound here so that "Kestrel:Limits" in configuration takes effect.
+        builder.WebHost.ConfigureKestrel((context, kestrel) => context.Configuration.GetSection("Kestrel:Limits").Bind(kestrel.Limits));
         services.AddKafkaClientConfig();
         services.AddOptions<EdgeOptions>()
             .BindConfiguration(EdgeOptions.SectionName)

@@ -59,8 +59,21 @@ var fanout = new Command("large-author", "One post by an author with many follow
 fanout.SetAction(async (parse, ct) =>
     new Report(parse.GetValue(output)!).Write("large-author", await Scenarios.LargeAuthorAsync(parse.GetValue(followers), ct)));
 
+var processorSettings = new Option<string[]>("--processor-setting")
+{
+    Description = "Processor configuration for this run, as KEY=VALUE in environment-variable form (e.g. Processor__Guarantee=AtLeastOnce).",
+    Recursive = true,
+    AllowMultipleArgumentsPerToken = false,
+};
 var root = new RootCommand("Feed pipeline load harness: broker, processor and edge as separate processes on loopback.")
 {
-    latency, sweep, throughput, scale, storm, fanout,
+    latency, sweep, throughput, scale, storm, fanout, processorSettings,
 };
-return await root.Parse(args).InvokeAsync();
+var parsed = root.Parse(args);
+foreach (var setting in parsed.GetValue(processorSettings) ?? [])
+{
+    var (key, value) = (setting[..setting.IndexOf('=', StringComparison.Ordinal)], setting[(setting.IndexOf('=', StringComparison.Ordinal) + 1)..]);
+    Scenarios.ProcessorSettings[key] = value;
+}
+
+return await parsed.InvokeAsync();

@@ -28,18 +28,24 @@ public static class Scenarios
 {
     private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(60);
 
+    /// <summary>Extra processor settings for every scenario (e.g. Processor__Guarantee=AtLeastOnce), from the command line.</summary>
+    public static Dictionary<string, string> ProcessorSettings { get; } = [];
+
     public static async Task<LatencyResult> LatencyAsync(int subscribers, int fanOut, double postsPerSecond, TimeSpan duration, int perConnection, int partitions, CancellationToken cancellationToken)
     {
         var layout = PipelineLayout.Create(partitions);
+        Console.WriteLine($"latency: {subscribers} subscribers × fan-out {fanOut} @ {postsPerSecond}/s; run directory {layout.RunDirectory}");
         await using var broker = await PipelineProcesses.StartBrokerAsync(layout, cancellationToken);
-        await using var processor = await PipelineProcesses.StartProcessorAsync(layout, cancellationToken);
+        await using var processor = await PipelineProcesses.StartProcessorAsync(layout, cancellationToken, ProcessorSettings);
         await using var edge = await PipelineProcesses.StartEdgeAsync(layout, cancellationToken);
+        Console.WriteLine("  broker, processor and edge are up");
         using var workload = new FeedWorkload(layout.BootstrapServers, subscribers, fanOut);
         using var http = new HttpClient();
         var processorMetrics = $"http://127.0.0.1:{layout.ProcessorMetricsPort}/metrics/";
 
         await workload.FollowAllAsync(cancellationToken);
         await WaitUntilAsync(async () => await PipelineProcesses.ScrapeAsync(http, processorMetrics, "feed_processor_follows_in_total", cancellationToken) >= subscribers, cancellationToken);
+        Console.WriteLine($"  {subscribers} follows applied");
 
         await using var fleet = new SubscriberFleet();
         await fleet.OpenAsync($"http://127.0.0.1:{layout.GrpcPort}", [.. Enumerable.Range(0, subscribers).Select(FeedWorkload.User)], perConnection, cancellationToken);
@@ -85,7 +91,7 @@ public static class Scenarios
 
         // Follows first, through the processor, so that both sides start from the same graph; then the backlog.
         await workload.FollowAllAsync(cancellationToken);
-        var processor = await PipelineProcesses.StartProcessorAsync(layout, cancellationToken);
+        var processor = await PipelineProcesses.StartProcessorAsync(layout, cancellationToken, ProcessorSettings);
         await WaitUntilAsync(async () => await PipelineProcesses.ScrapeAsync(http, processorMetrics, "feed_processor_follows_in_total", cancellationToken) >= subscribers, cancellationToken);
         await processor.DisposeAsync();
         workload.PostBacklog(posts, cancellationToken);
@@ -95,7 +101,7 @@ public static class Scenarios
         Console.WriteLine($"  raw loop: {expected} updates in {raw.TotalSeconds:F2} s");
 
         var stopwatch = Stopwatch.StartNew();
-        await using var restarted = await PipelineProcesses.StartProcessorAsync(layout, cancellationToken);
+        await using var restarted = await PipelineProcesses.StartProcessorAsync(layout, cancellationToken, ProcessorSettings);
         double first = 0;
         await WaitUntilAsync(
             async () =>
@@ -137,7 +143,7 @@ public static class Scenarios
     {
         var layout = PipelineLayout.Create(6);
         await using var broker = await PipelineProcesses.StartBrokerAsync(layout, cancellationToken);
-        await using var processor = await PipelineProcesses.StartProcessorAsync(layout, cancellationToken);
+        await using var processor = await PipelineProcesses.StartProcessorAsync(layout, cancellationToken, ProcessorSettings);
         var edge = await PipelineProcesses.StartEdgeAsync(layout, cancellationToken);
         using var workload = new FeedWorkload(layout.BootstrapServers, subscribers, fanOut);
         using var http = new HttpClient();
@@ -172,7 +178,7 @@ public static class Scenarios
     {
         var layout = PipelineLayout.Create(6);
         await using var broker = await PipelineProcesses.StartBrokerAsync(layout, cancellationToken);
-        await using var processor = await PipelineProcesses.StartProcessorAsync(layout, cancellationToken);
+        await using var processor = await PipelineProcesses.StartProcessorAsync(layout, cancellationToken, ProcessorSettings);
         using var workload = new FeedWorkload(layout.BootstrapServers, followers, followers);
         using var http = new HttpClient();
         var metrics = $"http://127.0.0.1:{layout.ProcessorMetricsPort}/metrics/";

@@ -39,6 +39,9 @@ public sealed class SubscriberFleet : IAsyncDisposable
 
     public int Live => _subscribers.Count(s => s.IsLive);
 
+    /// <summary>The most recent stream error any subscriber saw, for diagnosis when subscribers cannot get live.</summary>
+    public string? LastError { get; private set; }
+
     /// <summary>Opens one subscription per user, <paramref name="perConnection"/> streams per HTTP/2 connection, and waits until all are live.</summary>
     public async Task OpenAsync(string address, IReadOnlyList<string> users, int perConnection, CancellationToken cancellationToken)
     {
@@ -58,9 +61,14 @@ public sealed class SubscriberFleet : IAsyncDisposable
             subscriber.Start(_stop.Token);
         }
 
+        var waited = 0;
         while (_subscribers.Any(s => !s.IsLive))
         {
             await Task.Delay(50, cancellationToken);
+            if (++waited % 200 == 0)
+            {
+                Console.WriteLine($"  waiting: {Live}/{Count} subscribers live; last error: {LastError}");
+            }
         }
     }
 
@@ -131,8 +139,9 @@ public sealed class SubscriberFleet : IAsyncDisposable
                         }
                     }
                 }
-                catch (RpcException) when (!cancellationToken.IsCancellationRequested)
+                catch (RpcException ex) when (!cancellationToken.IsCancellationRequested)
                 {
+                    fleet.LastError = $"{ex.StatusCode}: {ex.Status.Detail}";
                     _live = false;
                     Resubscribes++;
                     await Task.Delay(Random.Shared.Next(20, 100), CancellationToken.None);

@@ -35,7 +35,7 @@ public sealed class EdgeRestartTests : IAsyncLifetime
 {
     private const int Authors = 20;
     private const int FollowersPerAuthor = 2;
-    private const int PostsPerAuthor = 25;
+    private const int RoundsAfterRestarts = 5;
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(120);
 
     private readonly ITestOutputHelper _output;
@@ -112,33 +112,47 @@ public sealed class EdgeRestartTests : IAsyncLifetime
             await subscriber.StartAsync(timeout.Token);
         }
 
-        var reading = subscribers.Select(s => s.ReadAsync(PostsPerAuthor, timeout.Token)).ToList();
+        // Posts flow in rounds (one post per author) for as long as the restarts take, plus a few rounds after, so
+        // every subscriber is mid-stream at each restart however slow the machine is.
+        using var restartsDone = new CancellationTokenSource();
+        using var stopReading = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token);
+        var reading = subscribers.Select(s => s.ReadAsync(stopReading)).ToList();
         var posting = Task.Run(
             async () =>
             {
-                for (var i = 0; i < PostsPerAuthor; i++)
+                var rounds = 0;
+                for (var after = 0; after < RoundsAfterRestarts; rounds++)
                 {
                     for (var a = 0; a < Authors; a++)
                     {
-                        var post = new PostEvent { PostId = PostId(a, i), AuthorId = Author(a), Action = PostAction.Created, Body = "b", CreatedAtMs = 1, OccurredAtMs = 1 };
+                        var post = new PostEvent { PostId = PostId(a, rounds), AuthorId = Author(a), Action = PostAction.Created, Body = "b", CreatedAtMs = 1, OccurredAtMs = 1 };
                         producer.Produce(FeedTopics.Posts, new Message<string, byte[]> { Key = post.AuthorId, Value = post.ToByteArray() });
                     }
 
                     producer.Flush(timeout.Token);
                     await Task.Delay(40, timeout.Token);
+                    after += restartsDone.IsCancellationRequested ? 1 : 0;
                 }
+
+                return rounds;
             },
             timeout.Token);
 
         await RestartEdgeAsync(wipeState: false, subscribers, timeout.Token);
         await RestartEdgeAsync(wipeState: true, subscribers, timeout.Token);
-        await posting;
-        await Task.WhenAll(reading).WaitAsync(timeout.Token);
+        await restartsDone.CancelAsync();
+        var postsPerAuthor = await posting;
+        while (subscribers.Any(s => s.ReceivedCount < postsPerAuthor))
+        {
+            await Task.Delay(20, timeout.Token);
+        }
 
+        await stopReading.CancelAsync();
+        await Task.WhenAll(reading).WaitAsync(timeout.Token);
         foreach (var (subscriber, index) in subscribers.Select((s, i) => (s, i)))
         {
             var author = index / FollowersPerAuthor;
-            Assert.Equal(Enumerable.Range(0, PostsPerAuthor).Select(i => PostId(author, i)), subscriber.Received);
+            Assert.Equal(Enumerable.Range(0, postsPerAuthor).Select(i => PostId(author, i)), subscriber.Received);
         }
 
         Assert.All(subscribers, s => Assert.True(s.Reconnects >= 2, $"{s.User} reconnected only {s.Reconnects} times"));
@@ -229,10 +243,14 @@ public sealed class EdgeRestartTests : IAsyncLifetime
     {
         private string _cursor = "";
         private int _reconnects;
+        private int _received;
 
         public string User => user;
 
         public List<string> Received { get; } = [];
+
+        public int ReceivedCount => Volatile.Read(ref _received);
+
 
         public int Reconnects => Volatile.Read(ref _reconnects);
 
@@ -243,29 +261,35 @@ public sealed class EdgeRestartTests : IAsyncLifetime
             _cursor = call.ResponseStream.Current.Cursor;
         }
 
-        public async Task ReadAsync(int expected, CancellationToken cancellationToken)
+        /// <summary>Reads until <paramref name="stop"/> is cancelled; stream errors are reconnects, anything else fails the test.</summary>
+        public async Task ReadAsync(CancellationTokenSource stop)
         {
-            while (Received.Count < expected)
+            while (!stop.IsCancellationRequested)
             {
                 try
                 {
-                    using var call = client.Subscribe(new SubscribeRequest { UserId = user, Cursor = _cursor }, cancellationToken: cancellationToken);
-                    while (Received.Count < expected && await call.ResponseStream.MoveNext(cancellationToken))
+                    using var call = client.Subscribe(new SubscribeRequest { UserId = user, Cursor = _cursor }, cancellationToken: stop.Token);
+                    while (await call.ResponseStream.MoveNext(stop.Token))
                     {
                         var feedEvent = call.ResponseStream.Current;
                         Assert.NotEqual(FeedEvent.EventOneofCase.Reset, feedEvent.EventCase);
                         if (feedEvent.EventCase == FeedEvent.EventOneofCase.Added)
                         {
                             Received.Add(feedEvent.Added.Post.PostId);
+                            Interlocked.Increment(ref _received);
                         }
 
                         _cursor = feedEvent.Cursor;
                     }
                 }
-                catch (RpcException ex) when (ex.StatusCode is StatusCode.Unavailable or StatusCode.Internal)
+                catch (RpcException ex) when (ex.StatusCode is StatusCode.Unavailable or StatusCode.Internal && !stop.IsCancellationRequested)
                 {
                     Interlocked.Increment(ref _reconnects);
-                    await Task.Delay(25, cancellationToken);
+                    await Task.Delay(25, stop.Token);
+                }
+                catch (Exception) when (stop.IsCancellationRequested)
+                {
+                    return;
                 }
             }
         }

@@ -1,7 +1,6 @@
 using Confluent.Kafka;
 using Feed.V1;
 using Google.Protobuf;
-using Microsoft.Extensions.Logging.Abstractions;
 using Pipeline.Kafka;
 using Pipeline.Processor;
 using Pipeline.Processor.Topology;
@@ -30,7 +29,7 @@ internal sealed class TopologyHarness : IDisposable
         options.ApplicationId = $"feed-test-{Guid.NewGuid():N}";
         options.StateDir = _stateDir;
         Metrics = new ProcessorMetrics();
-        var config = FeedProcessorService.StreamConfigFor(options, new ClientConfig { BootstrapServers = "unused:9092" }, NullLoggerFactory.Instance);
+        var config = FeedProcessorService.StreamConfigFor(options, new ClientConfig { BootstrapServers = "unused:9092" });
         _driver = new TopologyTestDriver(FeedTopology.Build(options, Metrics), config);
 
         var bytes = new ByteArraySerDes();
