@@ -1,0 +1,25 @@
+using Pipeline.Benchmarks;
+
+namespace Pipeline.IntegrationTests.Benchmarks;
+
+/// <summary>
+/// Keeps the load harness working: its latency scenario at a tiny load, with the broker, processor and edge as
+/// separate processes. Only counts are asserted; timings belong in BENCHMARKS.md, not in tests.
+/// </summary>
+public sealed class HarnessSmokeTests
+{
+    [Fact]
+    public async Task LatencyScenario_TinyLoad_DeliversEveryUpdateOnce()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(4));
+
+        var result = await Scenarios.LatencyAsync(subscribers: 40, fanOut: 4, postsPerSecond: 20, TimeSpan.FromSeconds(2), perConnection: 20, partitions: 3, timeout.Token);
+
+        Assert.True(result.Posts >= 20, $"only {result.Posts} posts were sent");
+        Assert.Equal(result.Posts * 4, result.Expected);
+        Assert.Equal(result.Expected, result.Deliveries);
+        Assert.Equal(0, result.Gaps);
+        Assert.Equal(0, result.Duplicates);
+        Assert.True(result.P99Ms > 0 && result.ProcessorCores > 0, "the harness measured latency and CPU");
+    }
+}
