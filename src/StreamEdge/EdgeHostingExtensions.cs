@@ -1,5 +1,5 @@
-using Microsoft.Extensions.Options;
 using Grpc.AspNetCore.Web;
+using Microsoft.Extensions.Options;
 using OpenTelemetry.Metrics;
 using Pipeline.Kafka;
 using Pipeline.StreamEdge.Api;
@@ -24,7 +24,7 @@ public static class EdgeHostingExtensions
             .BindConfiguration(EdgeOptions.SectionName)
             .ValidateDataAnnotations()
             .Validate(
-                options => IsSigningKey(options.CursorSigningKey),
+                options => AuthOptions.DecodeKey(options.CursorSigningKey) is { Length: >= AuthOptions.MinSigningKeyBytes },
                 "Edge:CursorSigningKey must be a base64 key of at least 32 bytes, the same on every edge instance (e.g. openssl rand -base64 32).")
             .ValidateOnStart();
 
@@ -33,7 +33,7 @@ public static class EdgeHostingExtensions
         services.AddSingleton<EdgeReadiness>();
         services.AddSingleton<SubscriberRegistry>();
         services.AddSingleton<FeedReplica>();
-        services.AddSingleton(sp => new CursorCodec(Convert.FromBase64String(sp.GetRequiredService<IOptions<EdgeOptions>>().Value.CursorSigningKey)));
+        services.AddSingleton(sp => new CursorCodec(AuthOptions.DecodeKey(sp.GetRequiredService<IOptions<EdgeOptions>>().Value.CursorSigningKey)!));
         services.AddHostedService<HeartbeatTicker>();
         services.AddSingleton<FeedAccessPolicy>();
         services.AddEdgeAuth();
@@ -53,12 +53,6 @@ public static class EdgeHostingExtensions
             .AddPrometheusExporter());
         services.AddGrpcHealthChecks().AddCheck<EdgeReadiness>("feed-updates");
         return builder;
-    }
-
-    private static bool IsSigningKey(string text)
-    {
-        Span<byte> bytes = stackalloc byte[256];
-        return Convert.TryFromBase64String(text, bytes, out var length) && length >= 32;
     }
 
     /// <summary>
