@@ -1,6 +1,8 @@
 using Feed.V1;
 using Grpc.Core;
+using Microsoft.Extensions.DependencyInjection;
 using Pipeline.IntegrationTests.Pipeline;
+using Pipeline.StreamEdge.Delivery;
 
 namespace Pipeline.IntegrationTests.Edge;
 
@@ -97,6 +99,90 @@ public sealed class SubscriptionTests
         await publishing;
         Assert.Equal(published, received);
         Assert.True(disconnects >= 20, $"only {disconnects} disconnects");
+    }
+
+    [Fact]
+    public async Task Resume_AfterHundredsOfClientAndServerSideDisconnects_EverySubscriberGetsExactlyItsFeed()
+    {
+        var (author, follower) = Users("storm");
+        var followers = Enumerable.Range(0, 8).Select(i => $"{follower}-{i}").ToList();
+        using var timeout = new CancellationTokenSource(Timeout);
+        foreach (var user in followers)
+        {
+            await _pipeline.FollowAsync(user, author, timeout.Token);
+        }
+
+        var cursors = new System.Collections.Concurrent.ConcurrentDictionary<string, string>();
+        foreach (var user in followers)
+        {
+            cursors[user] = await CurrentCursorAsync(user, timeout.Token);
+        }
+
+        // Posts flow while the edge ends every stream from the server side every 30 ms and the clients also cancel
+        // at random; each subscriber resumes from the last cursor it saw.
+        var registry = _pipeline.Stack.App.Services.GetRequiredService<SubscriberRegistry>();
+        var published = new List<string>();
+        var publishing = Task.Run(async () =>
+        {
+            for (var i = 0; i < 200; i++)
+            {
+                published.Add(await PublishAsync(author, $"post {i}", timeout.Token));
+            }
+        });
+        using var stopKilling = new CancellationTokenSource();
+        var killing = Task.Run(async () =>
+        {
+            while (!stopKilling.IsCancellationRequested)
+            {
+                registry.CompleteAll();
+                await Task.Delay(30, CancellationToken.None);
+            }
+        });
+
+        var disconnects = 0;
+        var readers = followers.Select(user => Task.Run(async () =>
+        {
+            var received = new List<string>();
+            var random = new Random(user.GetHashCode(StringComparison.Ordinal));
+            var client = new FeedService.FeedServiceClient(_pipeline.ChannelFor(user));
+            while (!publishing.IsCompleted || received.Count < published.Count)
+            {
+                using var cancel = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token);
+                try
+                {
+                    using var call = client.Subscribe(new SubscribeRequest { UserId = user, Cursor = cursors[user] }, cancellationToken: cancel.Token);
+                    var take = random.Next(1, 6);
+                    for (var read = 0; read < take && await call.ResponseStream.MoveNext(cancel.Token);)
+                    {
+                        var feedEvent = call.ResponseStream.Current;
+                        Assert.NotEqual(FeedEvent.EventOneofCase.Reset, feedEvent.EventCase);
+                        cursors[user] = feedEvent.Cursor;
+                        if (feedEvent.EventCase == FeedEvent.EventOneofCase.Added)
+                        {
+                            received.Add(feedEvent.Added.Post.PostId);
+                            read++;
+                        }
+                    }
+
+                    await cancel.CancelAsync();
+                }
+                catch (RpcException ex) when (ex.StatusCode is StatusCode.Unavailable or StatusCode.Cancelled)
+                {
+                }
+
+                Interlocked.Increment(ref disconnects);
+            }
+
+            return received;
+        })).ToList();
+
+        var results = await Task.WhenAll(readers).WaitAsync(timeout.Token);
+        await stopKilling.CancelAsync();
+        await killing;
+        await publishing;
+
+        Assert.All(results, received => Assert.Equal(published, received));
+        Assert.True(disconnects >= 200, $"only {disconnects} disconnects");
     }
 
     [Fact]
