@@ -24,7 +24,11 @@ namespace Pipeline.StreamEdge.Delivery;
 /// </remarks>
 public sealed class FeedReplica : IDisposable
 {
+    // Readers (stream handlers) and the writer (dispatch thread) share the native handle; Dispose takes it
+    // exclusively, so a call racing shutdown fails with ObjectDisposedException instead of touching freed memory.
+    private readonly ReaderWriterLockSlim _handle = new(LockRecursionPolicy.SupportsRecursion);
     private readonly RocksDb _db;
+    private bool _disposed;
     private readonly int _feedSize;
     private readonly int _resumeWindow;
 
@@ -38,53 +42,72 @@ public sealed class FeedReplica : IDisposable
     }
 
     /// <summary>Where to continue consuming <paramref name="partition"/>, or null for a replica that never saw it.</summary>
-    public long? NextOffset(int partition) => ReadLong(Key($"o/{partition}"), null);
+    public long? NextOffset(int partition)
+    {
+        Enter();
+        try
+        {
+            return ReadLong(Key($"o/{partition}"), null);
+        }
+        finally
+        {
+            _handle.ExitReadLock();
+        }
+    }
 
     /// <summary>Applies one feed.updates record and advances the partition's checkpoint, atomically.</summary>
     public void Apply(int partition, long offset, FeedUpdate update, FeedEvent loggedEvent)
     {
-        var user = update.RecipientId;
-        var meta = ReadMeta(user, null) ?? new UserMeta(partition, 0, 0, -1);
-        using var batch = new WriteBatch();
-        if (ReadLong(Key($"s/{partition}"), null) is null)
+        Enter();
+        try
         {
-            batch.Put(Key($"s/{partition}"), Long(offset), null);
-        }
-
-        var post = update.Post ?? new Post();
-        var heldKey = Key($"x/{user}/{post.AuthorId}/{post.PostId}");
-        if (update.Kind == FeedUpdateKind.Added && _db.Get(heldKey, null, null) is null)
-        {
-            var entry = new FeedEntry { Post = post, Cause = update.Cause, FromSnapshot = true, SourceOccurredAtMs = update.SourceOccurredAtMs };
-            batch.Put(EntryKey(user, offset), entry.ToByteArray(), null);
-            batch.Put(heldKey, Long(offset), null);
-            meta = meta with { Entries = meta.Entries + 1 };
-            if (meta.Entries > _feedSize && FirstInRange($"e/{user}/") is { } oldest)
+            var user = update.RecipientId;
+            var meta = ReadMeta(user, null) ?? new UserMeta(partition, 0, 0, -1);
+            using var batch = new WriteBatch();
+            if (ReadLong(Key($"s/{partition}"), null) is null)
             {
-                var oldestEntry = FeedEntry.Parser.ParseFrom(oldest.Value);
-                batch.Delete(oldest.Key, null);
-                batch.Delete(Key($"x/{user}/{oldestEntry.Post.AuthorId}/{oldestEntry.Post.PostId}"), null);
+                batch.Put(Key($"s/{partition}"), Long(offset), null);
+            }
+
+            var post = update.Post ?? new Post();
+            var heldKey = Key($"x/{user}/{post.AuthorId}/{post.PostId}");
+            if (update.Kind == FeedUpdateKind.Added && _db.Get(heldKey, null, null) is null)
+            {
+                var entry = new FeedEntry { Post = post, Cause = update.Cause, FromSnapshot = true, SourceOccurredAtMs = update.SourceOccurredAtMs };
+                batch.Put(EntryKey(user, offset), entry.ToByteArray(), null);
+                batch.Put(heldKey, Long(offset), null);
+                meta = meta with { Entries = meta.Entries + 1 };
+                if (meta.Entries > _feedSize && FirstInRange($"e/{user}/") is { } oldest)
+                {
+                    var oldestEntry = FeedEntry.Parser.ParseFrom(oldest.Value);
+                    batch.Delete(oldest.Key, null);
+                    batch.Delete(Key($"x/{user}/{oldestEntry.Post.AuthorId}/{oldestEntry.Post.PostId}"), null);
+                    meta = meta with { Entries = meta.Entries - 1 };
+                }
+            }
+            else if (update.Kind == FeedUpdateKind.Removed && ReadLong(heldKey, null) is { } heldAt)
+            {
+                batch.Delete(EntryKey(user, heldAt), null);
+                batch.Delete(heldKey, null);
                 meta = meta with { Entries = meta.Entries - 1 };
             }
-        }
-        else if (update.Kind == FeedUpdateKind.Removed && ReadLong(heldKey, null) is { } heldAt)
-        {
-            batch.Delete(EntryKey(user, heldAt), null);
-            batch.Delete(heldKey, null);
-            meta = meta with { Entries = meta.Entries - 1 };
-        }
 
-        batch.Put(LogKey(user, offset), loggedEvent.ToByteArray(), null);
-        meta = meta with { Logged = meta.Logged + 1 };
-        if (meta.Logged > _resumeWindow && FirstInRange($"l/{user}/") is { } oldestLogged)
-        {
-            batch.Delete(oldestLogged.Key, null);
-            meta = meta with { Logged = meta.Logged - 1, TrimmedThrough = OffsetOf(oldestLogged.Key) };
-        }
+            batch.Put(LogKey(user, offset), loggedEvent.ToByteArray(), null);
+            meta = meta with { Logged = meta.Logged + 1 };
+            if (meta.Logged > _resumeWindow && FirstInRange($"l/{user}/") is { } oldestLogged)
+            {
+                batch.Delete(oldestLogged.Key, null);
+                meta = meta with { Logged = meta.Logged - 1, TrimmedThrough = OffsetOf(oldestLogged.Key) };
+            }
 
-        batch.Put(Key($"m/{user}"), meta.ToBytes(), null);
-        batch.Put(Key($"o/{partition}"), Long(offset + 1), null);
-        _db.Write(batch, null);
+            batch.Put(Key($"m/{user}"), meta.ToBytes(), null);
+            batch.Put(Key($"o/{partition}"), Long(offset + 1), null);
+            _db.Write(batch, null);
+        }
+        finally
+        {
+            _handle.ExitReadLock();
+        }
     }
 
     /// <summary>
@@ -93,76 +116,117 @@ public sealed class FeedReplica : IDisposable
     /// </summary>
     public ReplicaSnapshot ReadSnapshot(string user, int maxEntries)
     {
-        using var snapshot = _db.CreateSnapshot();
-        var read = new ReadOptions().SetSnapshot(snapshot);
-        var meta = ReadMeta(user, read);
-        if (meta is null)
+        Enter();
+        try
         {
-            return new ReplicaSnapshot([], FeedCursor.BeforeFirst);
-        }
-
-        var entries = new List<FeedEntry>(Math.Min(maxEntries, meta.Entries));
-        if (maxEntries > 0)
-        {
-            using var iterator = _db.NewIterator(null, read);
-            for (iterator.SeekForPrev(Key($"e/{user}0")); iterator.Valid() && entries.Count < maxEntries && StartsWith(iterator.Key(), $"e/{user}/"); iterator.Prev())
+            using var snapshot = _db.CreateSnapshot();
+            var read = new ReadOptions().SetSnapshot(snapshot);
+            var meta = ReadMeta(user, read);
+            if (meta is null)
             {
-                entries.Add(FeedEntry.Parser.ParseFrom(iterator.Value()));
+                return new ReplicaSnapshot([], FeedCursor.BeforeFirst);
             }
 
-            entries.Reverse();
-        }
+            var entries = new List<FeedEntry>(Math.Min(maxEntries, meta.Entries));
+            if (maxEntries > 0)
+            {
+                using var iterator = _db.NewIterator(null, read);
+                for (iterator.SeekForPrev(Key($"e/{user}0")); iterator.Valid() && entries.Count < maxEntries && StartsWith(iterator.Key(), $"e/{user}/"); iterator.Prev())
+                {
+                    entries.Add(FeedEntry.Parser.ParseFrom(iterator.Value()));
+                }
 
-        var position = ReadLong(Key($"o/{meta.Partition}"), read)!.Value - 1;
-        return new ReplicaSnapshot(entries, FeedCursor.At(meta.Partition, position));
+                entries.Reverse();
+            }
+
+            var position = ReadLong(Key($"o/{meta.Partition}"), read)!.Value - 1;
+            return new ReplicaSnapshot(entries, FeedCursor.At(meta.Partition, position));
+        }
+        finally
+        {
+            _handle.ExitReadLock();
+        }
     }
 
     /// <summary>The user's updates after <paramref name="cursor"/>, or why they can no longer be replayed.</summary>
     public ReplicaResume ReadAfter(string user, FeedCursor cursor)
     {
-        using var snapshot = _db.CreateSnapshot();
-        var read = new ReadOptions().SetSnapshot(snapshot);
-        var meta = ReadMeta(user, read);
-        if (cursor.Partition >= 0)
+        Enter();
+        try
         {
-            var applied = (ReadLong(Key($"o/{cursor.Partition}"), read) ?? 0) - 1;
-            if (cursor.Offset > applied)
+            using var snapshot = _db.CreateSnapshot();
+            var read = new ReadOptions().SetSnapshot(snapshot);
+            var meta = ReadMeta(user, read);
+            if (cursor.Partition >= 0)
             {
-                return ReplicaResume.Behind;
+                var applied = (ReadLong(Key($"o/{cursor.Partition}"), read) ?? 0) - 1;
+                if (cursor.Offset > applied)
+                {
+                    return ReplicaResume.Behind;
+                }
+
+                if (cursor.Offset + 1 < (ReadLong(Key($"s/{cursor.Partition}"), read) ?? 0))
+                {
+                    return ReplicaResume.Reset("the edge's feed store was rebuilt after this cursor was issued");
+                }
             }
 
-            if (cursor.Offset + 1 < (ReadLong(Key($"s/{cursor.Partition}"), read) ?? 0))
+            if (meta is null)
             {
-                return ReplicaResume.Reset("the edge's feed store was rebuilt after this cursor was issued");
+                return ReplicaResume.Replay([]);
             }
-        }
 
-        if (meta is null)
+            if (cursor.Partition >= 0 && cursor.Partition != meta.Partition)
+            {
+                return ReplicaResume.Reset("the feed moved to another partition of feed.updates");
+            }
+
+            if (cursor.Offset < meta.TrimmedThrough)
+            {
+                return ReplicaResume.Reset($"the cursor is older than the last {_resumeWindow} updates the edge keeps per feed");
+            }
+
+            var updates = new List<(FeedEvent Event, long Offset)>();
+            using var iterator = _db.NewIterator(null, read);
+            for (iterator.Seek(LogKey(user, cursor.Offset + 1)); iterator.Valid() && StartsWith(iterator.Key(), $"l/{user}/"); iterator.Next())
+            {
+                updates.Add((FeedEvent.Parser.ParseFrom(iterator.Value()), OffsetOf(iterator.Key())));
+            }
+
+            return ReplicaResume.Replay(updates, meta.Partition);
+        }
+        finally
         {
-            return ReplicaResume.Replay([]);
+            _handle.ExitReadLock();
         }
-
-        if (cursor.Partition >= 0 && cursor.Partition != meta.Partition)
-        {
-            return ReplicaResume.Reset("the feed moved to another partition of feed.updates");
-        }
-
-        if (cursor.Offset < meta.TrimmedThrough)
-        {
-            return ReplicaResume.Reset($"the cursor is older than the last {_resumeWindow} updates the edge keeps per feed");
-        }
-
-        var updates = new List<(FeedEvent Event, long Offset)>();
-        using var iterator = _db.NewIterator(null, read);
-        for (iterator.Seek(LogKey(user, cursor.Offset + 1)); iterator.Valid() && StartsWith(iterator.Key(), $"l/{user}/"); iterator.Next())
-        {
-            updates.Add((FeedEvent.Parser.ParseFrom(iterator.Value()), OffsetOf(iterator.Key())));
-        }
-
-        return ReplicaResume.Replay(updates, meta.Partition);
     }
 
-    public void Dispose() => _db.Dispose();
+    public void Dispose()
+    {
+        _handle.EnterWriteLock();
+        try
+        {
+            if (!_disposed)
+            {
+                _disposed = true;
+                _db.Dispose();
+            }
+        }
+        finally
+        {
+            _handle.ExitWriteLock();
+        }
+    }
+
+    private void Enter()
+    {
+        _handle.EnterReadLock();
+        if (_disposed)
+        {
+            _handle.ExitReadLock();
+            throw new ObjectDisposedException(nameof(FeedReplica), "the edge is shutting down");
+        }
+    }
 
     private UserMeta? ReadMeta(string user, ReadOptions? read) =>
         _db.Get(Key($"m/{user}"), null, read) is { } bytes ? UserMeta.FromBytes(bytes) : null;
