@@ -83,6 +83,11 @@ public sealed class FeedGrpcService : FeedService.FeedServiceBase
         {
             throw new RpcException(new Status(StatusCode.Unavailable, ex.Message));
         }
+        catch (ObjectDisposedException)
+        {
+            // The replica closed under this stream: the edge is shutting down.
+            throw new RpcException(new Status(StatusCode.Unavailable, "the edge is shutting down; resubscribe with the last cursor received"));
+        }
         finally
         {
             _registry.Remove(subscription);

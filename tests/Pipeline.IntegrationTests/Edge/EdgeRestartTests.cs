@@ -282,7 +282,7 @@ public sealed class EdgeRestartTests : IAsyncLifetime
                         _cursor = feedEvent.Cursor;
                     }
                 }
-                catch (RpcException ex) when (ex.StatusCode is StatusCode.Unavailable or StatusCode.Internal && !stop.IsCancellationRequested)
+                catch (RpcException ex) when (ex.StatusCode is StatusCode.Unavailable or StatusCode.Internal or StatusCode.Unknown && !stop.IsCancellationRequested)
                 {
                     Interlocked.Increment(ref _reconnects);
                     await Task.Delay(25, stop.Token);

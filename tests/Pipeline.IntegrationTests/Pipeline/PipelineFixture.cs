@@ -27,7 +27,7 @@ public sealed class PipelineFixture : IAsyncLifetime
     public const string BrowserOrigin = "https://app.feed.test";
 
     public const int SubscriberBufferSize = 64;
-    public const int ResumeWindow = 40;
+    public const int ResumeWindow = 200;
 
     private const string ServiceCaller = "test-service";
 
