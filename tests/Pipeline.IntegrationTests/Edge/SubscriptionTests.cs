@@ -227,7 +227,7 @@ public sealed class SubscriptionTests
             published.Add(await PublishAsync(author, $"post {i}", timeout.Token));
         }
 
-        await DrainAsync(follower, published.Count, timeout.Token);
+        await DrainAsync(follower, published.Count, timeout.Token, published[^1]);
 
         using var call = _pipeline.Feed.Subscribe(new SubscribeRequest { UserId = follower, Cursor = stale, SnapshotSize = 10 }, cancellationToken: timeout.Token);
         Assert.True(await call.ResponseStream.MoveNext(timeout.Token));
@@ -397,9 +397,13 @@ public sealed class SubscriptionTests
         return call.ResponseStream.Current.Cursor;
     }
 
-    /// <summary>Waits until the edge holds the user's newest <paramref name="count"/> updates, by reading them from a snapshot.</summary>
-    private async Task<List<FeedEvent>> DrainAsync(string user, int count, CancellationToken cancellationToken)
+    /// <summary>
+    /// Waits until the edge holds the user's newest <paramref name="count"/> updates (at most a snapshot's worth,
+    /// Edge:MaxSnapshotSize), ending with <paramref name="newestPostId"/> when given, by reading them from a snapshot.
+    /// </summary>
+    private async Task<List<FeedEvent>> DrainAsync(string user, int count, CancellationToken cancellationToken, string? newestPostId = null)
     {
+        count = Math.Min(count, 100);
         while (true)
         {
             using var call = _pipeline.Feed.Subscribe(new SubscribeRequest { UserId = user, SnapshotSize = count }, cancellationToken: cancellationToken);
@@ -409,7 +413,7 @@ public sealed class SubscriptionTests
                 events.Add(call.ResponseStream.Current);
             }
 
-            if (events.Count >= count)
+            if (events.Count >= count && (newestPostId is null || events[^1].Added.Post.PostId == newestPostId))
             {
                 events.Add(call.ResponseStream.Current);
                 return events;
