@@ -131,7 +131,8 @@ public sealed class FeedReplica : IDisposable
             if (maxEntries > 0)
             {
                 using var iterator = _db.NewIterator(null, read);
-                for (iterator.SeekForPrev(Key($"e/{user}0")); iterator.Valid() && entries.Count < maxEntries && StartsWith(iterator.Key(), $"e/{user}/"); iterator.Prev())
+                var prefix = Key($"e/{user}/");
+                for (iterator.SeekForPrev(Key($"e/{user}0")); iterator.Valid() && entries.Count < maxEntries && StartsWith(iterator.Key(), prefix); iterator.Prev())
                 {
                     entries.Add(FeedEntry.Parser.ParseFrom(iterator.Value()));
                 }
@@ -188,7 +189,8 @@ public sealed class FeedReplica : IDisposable
 
             var updates = new List<(FeedEvent Event, long Offset)>();
             using var iterator = _db.NewIterator(null, read);
-            for (iterator.Seek(LogKey(user, cursor.Offset + 1)); iterator.Valid() && StartsWith(iterator.Key(), $"l/{user}/"); iterator.Next())
+            var prefix = Key($"l/{user}/");
+            for (iterator.Seek(LogKey(user, cursor.Offset + 1)); iterator.Valid() && StartsWith(iterator.Key(), prefix); iterator.Next())
             {
                 updates.Add((FeedEvent.Parser.ParseFrom(iterator.Value()), OffsetOf(iterator.Key())));
             }
@@ -237,8 +239,9 @@ public sealed class FeedReplica : IDisposable
     private (byte[] Key, byte[] Value)? FirstInRange(string prefix)
     {
         using var iterator = _db.NewIterator(null, null);
-        iterator.Seek(Key(prefix));
-        return iterator.Valid() && StartsWith(iterator.Key(), prefix) ? (iterator.Key(), iterator.Value()) : null;
+        var prefixBytes = Key(prefix);
+        iterator.Seek(prefixBytes);
+        return iterator.Valid() && StartsWith(iterator.Key(), prefixBytes) ? (iterator.Key(), iterator.Value()) : null;
     }
 
     private static byte[] EntryKey(string user, long offset) => Key($"e/{user}/{offset.ToString("D19", CultureInfo.InvariantCulture)}");
@@ -256,7 +259,7 @@ public sealed class FeedReplica : IDisposable
         return bytes;
     }
 
-    private static bool StartsWith(byte[] key, string prefix) => key.AsSpan().StartsWith(Encoding.UTF8.GetBytes(prefix));
+    private static bool StartsWith(byte[] key, byte[] prefix) => key.AsSpan().StartsWith(prefix);
 
     /// <summary>Per-user bookkeeping: the user's partition, entry and log counts, and the newest log offset trimmed.</summary>
     private sealed record UserMeta(int Partition, int Entries, int Logged, long TrimmedThrough)

@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using Confluent.Kafka;
 using Feed.V1;
 using Google.Protobuf;
@@ -40,7 +38,7 @@ public sealed class EdgeRestartTests : IAsyncLifetime
 
     private readonly ITestOutputHelper _output;
     private readonly string _stateDir = Path.Combine(Path.GetTempPath(), "edge-restart-tests", Guid.NewGuid().ToString("N"));
-    private readonly int _grpcPort = FreePort();
+    private readonly int _grpcPort = PipelineFixture.FreePort();
     private EmbeddedKafkaCluster _cluster = null!;
     private IHost _processor = null!;
     private WebApplication? _edge;
@@ -230,13 +228,6 @@ public sealed class EdgeRestartTests : IAsyncLifetime
     private static string Follower(int a, int f) => $"restart-follower-{a}-{f}";
 
     private static string PostId(int a, int i) => $"a{a}-p{i:D3}";
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
     /// <summary>A client that keeps its feed: on any stream error it resubscribes with the last cursor it saw.</summary>
     private sealed class ResumingSubscriber(FeedService.FeedServiceClient client, string user)

@@ -151,17 +151,7 @@ internal sealed class FeedRun
         var feed = new List<(string Author, string PostId)>();
         foreach (var change in changes)
         {
-            if (change.Kind != FeedUpdateKind.Added)
-            {
-                feed.Remove((change.Author, change.PostId));
-                continue;
-            }
-
-            feed.Add((change.Author, change.PostId));
-            if (feed.Count > feedSize)
-            {
-                feed.RemoveAt(0);
-            }
+            FeedModel.Replay(feed, change.Kind == FeedUpdateKind.Added, (change.Author, change.PostId), feedSize);
         }
 
         return feed;

@@ -86,6 +86,25 @@ internal sealed class FeedModel
         }
     }
 
+    /// <summary>
+    /// Applies one feed.updates change to a replayed feed, as a subscriber holding <paramref name="feedSize"/>
+    /// entries would: added entries go last and push the oldest out, removals drop the entry.
+    /// </summary>
+    public static void Replay(List<(string Author, string PostId)> feed, bool added, (string Author, string PostId) entry, int feedSize)
+    {
+        if (!added)
+        {
+            feed.Remove(entry);
+            return;
+        }
+
+        feed.Add(entry);
+        if (feed.Count > feedSize)
+        {
+            feed.RemoveAt(0);
+        }
+    }
+
     private List<string> Recent(string author) =>
         _recentPosts.TryGetValue(author, out var posts) ? posts : _recentPosts[author] = [];
 

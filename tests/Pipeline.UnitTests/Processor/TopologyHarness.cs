@@ -69,19 +69,7 @@ internal sealed class TopologyHarness : IDisposable
         foreach (var update in updates)
         {
             var feed = feeds.TryGetValue(update.Message.Key, out var existing) ? existing : feeds[update.Message.Key] = [];
-            var entry = (update.Message.Value.Post.AuthorId, update.Message.Value.Post.PostId);
-            if (update.Message.Value.Kind == FeedUpdateKind.Added)
-            {
-                feed.Add(entry);
-                if (feed.Count > feedSize)
-                {
-                    feed.RemoveAt(0);
-                }
-            }
-            else
-            {
-                feed.Remove(entry);
-            }
+            FeedModel.Replay(feed, update.Message.Value.Kind == FeedUpdateKind.Added, (update.Message.Value.Post.AuthorId, update.Message.Value.Post.PostId), feedSize);
         }
 
         return feeds;
