@@ -33,6 +33,7 @@ public static class EdgeHostingExtensions
         services.AddSingleton<EdgeReadiness>();
         services.AddSingleton<SubscriberRegistry>();
         services.AddSingleton<FeedReplica>();
+        services.AddSingleton<PartitionReplay>();
         services.AddSingleton(sp => new CursorCodec(AuthOptions.DecodeKey(sp.GetRequiredService<IOptions<EdgeOptions>>().Value.CursorSigningKey)!));
         services.AddHostedService<HeartbeatTicker>();
         services.AddSingleton<FeedAccessPolicy>();

@@ -60,6 +60,10 @@ public sealed class EdgeMetrics : IDisposable
         lags[partition] = Math.Max(0, records);
     }
 
+    /// <summary>Publishes the events queued in subscriber buffers (feed.edge.queued_events), read at scrape time.</summary>
+    public void ObserveQueuedEvents(Func<long> queued) =>
+        _meter.CreateObservableGauge("feed.edge.queued_events", queued, "{event}", "Events waiting in subscriber buffers (bounded by Edge:SubscriberBufferSize per subscription)");
+
     public void SubscriberAdded() => Interlocked.Increment(ref _subscribers);
 
     public void SubscriberRemoved() => Interlocked.Decrement(ref _subscribers);

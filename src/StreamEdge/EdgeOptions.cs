@@ -15,6 +15,17 @@ public sealed class EdgeOptions
     [Range(16, 1_000_000)]
     public int SubscriberBufferSize { get; set; } = 1024;
 
+    /// <summary>
+    /// Events buffered per partition-range (service) subscription. It carries every update of its partitions, so
+    /// it gets a deeper buffer than a user's; the same cut-off policy applies.
+    /// </summary>
+    [Range(16, 10_000_000)]
+    public int PartitionSubscriberBufferSize { get; set; } = 65_536;
+
+    /// <summary>Concurrent partition-range subscriptions one edge process serves; beyond it RESOURCE_EXHAUSTED.</summary>
+    [Range(1, 10_000)]
+    public int MaxPartitionSubscriptions { get; set; } = 64;
+
     /// <summary>Concurrent subscriptions one user may hold (devices, tabs); beyond it RESOURCE_EXHAUSTED.</summary>
     [Range(1, 1000)]
     public int MaxSubscriptionsPerUser { get; set; } = 10;

@@ -1,3 +1,4 @@
+using Confluent.Kafka;
 using Feed.V1;
 using Grpc.Core;
 using Microsoft.Extensions.Options;
@@ -6,7 +7,7 @@ using Pipeline.StreamEdge.Delivery;
 
 namespace Pipeline.StreamEdge.Api;
 
-/// <summary>Subscribe: authorizes, registers with the dispatch loop, and writes the session's events to the stream.</summary>
+/// <summary>Subscribe and SubscribePartitions: authorize, register with the dispatch loop, and write the session's events to the stream.</summary>
 public sealed class FeedGrpcService : FeedService.FeedServiceBase
 {
     private static readonly WriteOptions Buffered = new(WriteFlags.BufferHint);
@@ -17,6 +18,7 @@ public sealed class FeedGrpcService : FeedService.FeedServiceBase
     private readonly FeedAccessPolicy _access;
     private readonly FeedReplica _replica;
     private readonly CursorCodec _cursors;
+    private readonly PartitionReplay _replay;
     private readonly TimeProvider _clock;
     private readonly int _maxSnapshotSize;
 
@@ -27,6 +29,7 @@ public sealed class FeedGrpcService : FeedService.FeedServiceBase
         FeedAccessPolicy access,
         FeedReplica replica,
         CursorCodec cursors,
+        PartitionReplay replay,
         TimeProvider clock,
         IOptions<EdgeOptions> options)
     {
@@ -36,6 +39,7 @@ public sealed class FeedGrpcService : FeedService.FeedServiceBase
         _access = access;
         _replica = replica;
         _cursors = cursors;
+        _replay = replay;
         _clock = clock;
         _maxSnapshotSize = options.Value.MaxSnapshotSize;
     }
@@ -49,11 +53,7 @@ public sealed class FeedGrpcService : FeedService.FeedServiceBase
             throw new RpcException(new Status(StatusCode.InvalidArgument, "snapshot_size must not be negative"));
         }
 
-        if (!_readiness.IsReady)
-        {
-            throw new RpcException(new Status(StatusCode.Unavailable, "the edge is still building its feed replica from feed.updates; retry shortly"));
-        }
-
+        RequireReady();
         var subscription = _registry.TryAdd(userId);
         if (subscription is null)
         {
@@ -61,17 +61,73 @@ public sealed class FeedGrpcService : FeedService.FeedServiceBase
             throw new RpcException(new Status(StatusCode.ResourceExhausted, "this user already holds the maximum number of concurrent subscriptions; close one before opening another"));
         }
 
+        try
+        {
+            var session = new FeedSession(userId, subscription, _replica, _cursors, _clock);
+            await StreamAsync(subscription, token => session.ReadAsync(cursor, Math.Min(request.SnapshotSize, _maxSnapshotSize), token), () => session.MoreQueued, responseStream, context);
+        }
+        finally
+        {
+            _registry.Remove(subscription);
+        }
+    }
+
+    public override async Task SubscribePartitions(SubscribePartitionsRequest request, IServerStreamWriter<PartitionFeedEvent> responseStream, ServerCallContext context)
+    {
+        _access.RequireService(context);
+        RequireReady();
+        var range = new PartitionRange(request.FirstPartition, request.LastPartition);
+        var partitions = _readiness.PartitionCount;
+        if (range.First < 0 || range.First > range.Last || range.Last >= partitions)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"the partition range must satisfy 0 <= first_partition <= last_partition < {partitions} (the partitions of feed.updates); got {range.First}-{range.Last}"));
+        }
+
+        var resumeAfter = new Dictionary<int, long>();
+        foreach (var text in request.Cursors)
+        {
+            var cursor = DecodeCursor(text, FeedEvents.PartitionScope) ?? throw new RpcException(new Status(StatusCode.InvalidArgument, "cursors must not be empty strings"));
+            if (cursor.Kind != CursorKind.Position || !range.Contains(cursor.Partition) || !resumeAfter.TryAdd(cursor.Partition, cursor.Offset))
+            {
+                throw new RpcException(new Status(StatusCode.InvalidArgument, $"each cursor must be the newest received for a distinct partition of {range}; got one for partition {cursor.Partition}"));
+            }
+        }
+
+        var subscription = _registry.TryAdd(range);
+        if (subscription is null)
+        {
+            _metrics.SubscriptionRefused();
+            throw new RpcException(new Status(StatusCode.ResourceExhausted, "this edge already serves its maximum of partition subscriptions (Edge:MaxPartitionSubscriptions); close one or use another instance"));
+        }
+
+        try
+        {
+            var session = new PartitionFeedSession(subscription, _replica, _replay, _cursors, _clock);
+            await StreamAsync(subscription.Subscription, token => session.ReadAsync(resumeAfter, token), () => session.MoreQueued, responseStream, context);
+        }
+        finally
+        {
+            _registry.Remove(subscription);
+        }
+    }
+
+    /// <summary>
+    /// Writes a session's events until the client leaves, the subscriber overflows (ABORTED) or the edge shuts
+    /// down (UNAVAILABLE); the client resumes from its cursor after either status.
+    /// </summary>
+    private async Task StreamAsync<TEvent>(Subscription<TEvent> subscription, Func<CancellationToken, IAsyncEnumerable<TEvent>> events, Func<bool> moreQueued, IServerStreamWriter<TEvent> responseStream, ServerCallContext context)
+        where TEvent : class
+    {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, subscription.OverflowToken);
         try
         {
             // Headers go out as soon as the subscription is registered: a client that awaits them knows that
             // every update committed from now on will reach it.
             await context.WriteResponseHeadersAsync([]);
-            var session = new FeedSession(userId, subscription, _replica, _cursors, _clock);
-            await foreach (var feedEvent in session.ReadAsync(cursor, Math.Min(request.SnapshotSize, _maxSnapshotSize), stop.Token))
+            await foreach (var feedEvent in events(stop.Token))
             {
                 // Flush only when nothing more is queued: a burst goes out in few HTTP/2 frames.
-                responseStream.WriteOptions = session.MoreQueued ? Buffered : null;
+                responseStream.WriteOptions = moreQueued() ? Buffered : null;
                 await responseStream.WriteAsync(feedEvent, stop.Token);
                 _metrics.Delivered(1);
             }
@@ -88,14 +144,22 @@ public sealed class FeedGrpcService : FeedService.FeedServiceBase
             // The replica closed under this stream: the edge is shutting down.
             throw new RpcException(new Status(StatusCode.Unavailable, "the edge is shutting down; resubscribe with the last cursor received"));
         }
-        finally
+        catch (KafkaException ex)
         {
-            _registry.Remove(subscription);
+            throw new RpcException(new Status(StatusCode.Unavailable, $"could not replay feed.updates from Kafka ({ex.Error.Reason}); resubscribe with the last cursors received"));
         }
 
         throw subscription.Overflowed
             ? new RpcException(new Status(StatusCode.Aborted, $"subscriber fell more than {subscription.Capacity} events behind and was cut off; resubscribe with the last cursor received"))
             : new RpcException(new Status(StatusCode.Unavailable, "the edge is shutting down; resubscribe with the last cursor received"));
+    }
+
+    private void RequireReady()
+    {
+        if (!_readiness.IsReady)
+        {
+            throw new RpcException(new Status(StatusCode.Unavailable, "the edge is still building its feed replica from feed.updates; retry shortly"));
+        }
     }
 
     private FeedCursor? DecodeCursor(string text, string userId)

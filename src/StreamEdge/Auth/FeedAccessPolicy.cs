@@ -72,6 +72,15 @@ public sealed class FeedAccessPolicy
             $"{field} '{requestedUserId}' is not the caller: users may only write as themselves; writing for other users needs the '{_serviceRole}' service role"));
     }
 
+    /// <summary>Admits only trusted services (partition subscriptions); throws UNAUTHENTICATED or PERMISSION_DENIED.</summary>
+    public void RequireService(ServerCallContext context)
+    {
+        if (!HasServiceRole(Authenticated(context)))
+        {
+            throw new RpcException(new Status(StatusCode.PermissionDenied, $"subscribing to partitions of every user's feed needs the '{_serviceRole}' service role; users subscribe to their own feed with Subscribe"));
+        }
+    }
+
     /// <summary>Whether the caller is a trusted service (may read every feed and write for every user).</summary>
     public bool IsService(ServerCallContext context) => HasServiceRole(Authenticated(context));
 

@@ -10,8 +10,14 @@ namespace Pipeline.StreamEdge.Delivery;
 public sealed class EdgeReadiness : IHealthCheck
 {
     private volatile bool _caughtUp;
+    private volatile int _partitionCount;
 
     public bool IsReady => _caughtUp;
+
+    /// <summary>Partitions of feed.updates the replica consumes (0 until assigned).</summary>
+    public int PartitionCount => _partitionCount;
+
+    public void MarkAssigned(int partitionCount) => _partitionCount = partitionCount;
 
     public void MarkCaughtUp() => _caughtUp = true;
 

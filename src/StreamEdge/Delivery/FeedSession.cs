@@ -14,13 +14,13 @@ public sealed class FeedSession
     private static readonly TimeSpan CatchUpWait = TimeSpan.FromSeconds(5);
 
     private readonly string _userId;
-    private readonly Subscription _subscription;
+    private readonly Subscription<FeedEvent> _subscription;
     private readonly FeedReplica _replica;
     private readonly CursorCodec _cursors;
     private readonly TimeProvider _clock;
     private string _lastCursor = "";
 
-    public FeedSession(string userId, Subscription subscription, FeedReplica replica, CursorCodec cursors, TimeProvider clock)
+    public FeedSession(string userId, Subscription<FeedEvent> subscription, FeedReplica replica, CursorCodec cursors, TimeProvider clock)
     {
         _userId = userId;
         _subscription = subscription;

@@ -72,6 +72,7 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
         {
             var assignment = AssignFromCheckpoints(consumer, stoppingToken);
             LogAssigned(_logger, assignment.Count, FeedTopics.FeedUpdates);
+            _readiness.MarkAssigned(assignment.Count);
             var catchingUp = assignment.Select(a => a.Partition.Value).ToHashSet();
 
             while (!stoppingToken.IsCancellationRequested)
@@ -133,21 +134,17 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
             return;
         }
 
-        var feedEvent = new FeedEvent();
-        if (update.Kind == FeedUpdateKind.Removed)
-        {
-            feedEvent.Removed = new FeedEntryRemoved { PostId = update.Post?.PostId ?? "", AuthorId = update.Post?.AuthorId ?? "", Cause = update.Cause };
-        }
-        else
-        {
-            feedEvent.Added = new FeedEntry { Post = update.Post, Cause = update.Cause, SourceOccurredAtMs = update.SourceOccurredAtMs };
-        }
-
+        var feedEvent = FeedEvents.ToFeedEvent(update);
         _replica.Apply(partition, offset, update, feedEvent);
         if (_registry.HasSubscribers(update.RecipientId))
         {
             feedEvent.Cursor = _cursors.Encode(FeedCursor.At(partition, offset), update.RecipientId);
-            _registry.Dispatch(update.RecipientId, new Delivery(feedEvent, offset));
+            _registry.Dispatch(update.RecipientId, new Delivery<FeedEvent>(feedEvent, offset));
+        }
+
+        if (_registry.HasSubscribers(partition))
+        {
+            _registry.Dispatch(partition, new Delivery<PartitionFeedEvent>(FeedEvents.ToPartitionEvent(update, partition, offset, _cursors), offset));
         }
     }
 

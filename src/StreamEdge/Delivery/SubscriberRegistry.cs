@@ -1,55 +1,69 @@
 using System.Collections.Concurrent;
 using System.Collections.Immutable;
+using Feed.V1;
 using Microsoft.Extensions.Options;
 
 namespace Pipeline.StreamEdge.Delivery;
 
+/// <summary>An inclusive range of feed.updates partitions.</summary>
+public readonly record struct PartitionRange(int First, int Last)
+{
+    public bool Contains(int partition) => partition >= First && partition <= Last;
+
+    public override string ToString() => $"partitions {First}-{Last}";
+}
+
+/// <summary>A service's subscription to every update of a partition range.</summary>
+public sealed record PartitionSubscription(PartitionRange Range, Subscription<PartitionFeedEvent> Subscription);
+
 /// <summary>
-/// Who is subscribed to which feed. The dispatch loop looks a recipient up once per feed update and hands the
-/// same immutable event to each of that user's subscriptions; registration swaps small immutable arrays so the
-/// lookup path takes no lock.
+/// Who is subscribed to what. The dispatch loop looks a recipient up once per feed update and hands the same
+/// immutable event to each of that user's subscriptions, and one shared event to every partition subscription
+/// covering the update's partition. Registration swaps small immutable arrays, so the dispatch path takes no lock.
 /// </summary>
 public sealed class SubscriberRegistry
 {
-    private readonly ConcurrentDictionary<string, ImmutableArray<Subscription>> _byUser = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, ImmutableArray<Subscription<FeedEvent>>> _byUser = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
     private readonly IOptionsMonitor<EdgeOptions> _options;
     private readonly EdgeMetrics _metrics;
+    private ImmutableArray<PartitionSubscription> _partitionSubscriptions = [];
     private int _count;
 
     public SubscriberRegistry(IOptionsMonitor<EdgeOptions> options, EdgeMetrics metrics)
     {
         _options = options;
         _metrics = metrics;
+        metrics.ObserveQueuedEvents(QueuedEvents);
     }
 
+    /// <summary>Open subscriptions of both kinds.</summary>
     public int Count => Volatile.Read(ref _count);
 
-    /// <summary>Registers a subscription, or returns null when the user already holds the maximum.</summary>
-    public Subscription? TryAdd(string userId)
+    /// <summary>Registers a subscription to a user's feed, or returns null when the user already holds the maximum.</summary>
+    public Subscription<FeedEvent>? TryAdd(string userId)
     {
         var options = _options.CurrentValue;
         lock (_gate)
         {
-            var current = _byUser.GetValueOrDefault(userId, ImmutableArray<Subscription>.Empty);
+            var current = _byUser.GetValueOrDefault(userId, []);
             if (current.Length >= options.MaxSubscriptionsPerUser)
             {
                 return null;
             }
 
-            var subscription = new Subscription(userId, options.SubscriberBufferSize);
+            var subscription = new Subscription<FeedEvent>(userId, options.SubscriberBufferSize);
             _byUser[userId] = current.Add(subscription);
-            _count++;
-            _metrics.SubscriberAdded();
+            Added();
             return subscription;
         }
     }
 
-    public void Remove(Subscription subscription)
+    public void Remove(Subscription<FeedEvent> subscription)
     {
         lock (_gate)
         {
-            if (!_byUser.TryGetValue(subscription.UserId, out var current))
+            if (!_byUser.TryGetValue(subscription.Owner, out var current))
             {
                 return;
             }
@@ -62,22 +76,68 @@ public sealed class SubscriberRegistry
 
             if (next.IsEmpty)
             {
-                _byUser.TryRemove(subscription.UserId, out _);
+                _byUser.TryRemove(subscription.Owner, out _);
             }
             else
             {
-                _byUser[subscription.UserId] = next;
+                _byUser[subscription.Owner] = next;
             }
 
-            _count--;
-            _metrics.SubscriberRemoved();
+            Removed();
+        }
+    }
+
+    /// <summary>Registers a service subscription to a partition range, or returns null at the process-wide maximum.</summary>
+    public PartitionSubscription? TryAdd(PartitionRange range)
+    {
+        var options = _options.CurrentValue;
+        lock (_gate)
+        {
+            if (_partitionSubscriptions.Length >= options.MaxPartitionSubscriptions)
+            {
+                return null;
+            }
+
+            var subscription = new PartitionSubscription(range, new Subscription<PartitionFeedEvent>(range.ToString(), options.PartitionSubscriberBufferSize));
+            ImmutableInterlocked.Update(ref _partitionSubscriptions, all => all.Add(subscription));
+            Added();
+            return subscription;
+        }
+    }
+
+    public void Remove(PartitionSubscription subscription)
+    {
+        lock (_gate)
+        {
+            var before = _partitionSubscriptions;
+            ImmutableInterlocked.Update(ref _partitionSubscriptions, all => all.Remove(subscription));
+            if (_partitionSubscriptions.Length != before.Length)
+            {
+                Removed();
+            }
         }
     }
 
     public bool HasSubscribers(string userId) => _byUser.ContainsKey(userId);
 
+    /// <summary>The user's open subscriptions (diagnostics and tests).</summary>
+    public IReadOnlyList<Subscription<FeedEvent>> SubscriptionsOf(string userId) => _byUser.GetValueOrDefault(userId, []);
+
+    public bool HasSubscribers(int partition)
+    {
+        foreach (var subscription in _partitionSubscriptions)
+        {
+            if (subscription.Range.Contains(partition))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     /// <summary>Hands one event to every subscription of <paramref name="userId"/>; never blocks.</summary>
-    public void Dispatch(string userId, Delivery delivery)
+    public void Dispatch(string userId, Delivery<FeedEvent> delivery)
     {
         if (!_byUser.TryGetValue(userId, out var subscriptions))
         {
@@ -86,9 +146,18 @@ public sealed class SubscriberRegistry
 
         foreach (var subscription in subscriptions)
         {
-            if (!subscription.TryEnqueue(delivery))
+            Enqueue(subscription, delivery);
+        }
+    }
+
+    /// <summary>Hands one event to every partition subscription covering <paramref name="partition"/>; never blocks.</summary>
+    public void Dispatch(int partition, Delivery<PartitionFeedEvent> delivery)
+    {
+        foreach (var subscription in _partitionSubscriptions)
+        {
+            if (subscription.Range.Contains(partition))
             {
-                _metrics.Dropped(DropReasons.SubscriberOverflow);
+                Enqueue(subscription.Subscription, delivery);
             }
         }
     }
@@ -103,6 +172,11 @@ public sealed class SubscriberRegistry
                 subscription.Pulse();
             }
         }
+
+        foreach (var subscription in _partitionSubscriptions)
+        {
+            subscription.Subscription.Pulse();
+        }
     }
 
     /// <summary>Ends every subscription (graceful shutdown); each stream then closes with a resumable status.</summary>
@@ -115,5 +189,51 @@ public sealed class SubscriberRegistry
                 subscription.Complete();
             }
         }
+
+        foreach (var subscription in _partitionSubscriptions)
+        {
+            subscription.Subscription.Complete();
+        }
+    }
+
+    /// <summary>Events queued in all subscriber buffers: what slow readers hold in memory right now.</summary>
+    public long QueuedEvents()
+    {
+        long queued = 0;
+        foreach (var subscriptions in _byUser.Values)
+        {
+            foreach (var subscription in subscriptions)
+            {
+                queued += subscription.Reader.Count;
+            }
+        }
+
+        foreach (var subscription in _partitionSubscriptions)
+        {
+            queued += subscription.Subscription.Reader.Count;
+        }
+
+        return queued;
+    }
+
+    private void Enqueue<TEvent>(Subscription<TEvent> subscription, Delivery<TEvent> delivery)
+        where TEvent : class
+    {
+        if (!subscription.TryEnqueue(delivery))
+        {
+            _metrics.Dropped(DropReasons.SubscriberOverflow);
+        }
+    }
+
+    private void Added()
+    {
+        _count++;
+        _metrics.SubscriberAdded();
+    }
+
+    private void Removed()
+    {
+        _count--;
+        _metrics.SubscriberRemoved();
     }
 }

@@ -1,33 +1,36 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Threading.Channels;
-using Feed.V1;
 
 namespace Pipeline.StreamEdge.Delivery;
 
-/// <summary>An event bound for one subscription, with its feed.updates offset (used to skip what a snapshot or replay already covered).</summary>
-public readonly record struct Delivery(FeedEvent Event, long Offset)
+/// <summary>
+/// An event bound for one subscription, with its feed.updates offset (used to skip what a snapshot or replay
+/// already covered). A null event is the heartbeat marker: the stream writer turns it into a heartbeat with its
+/// own cursor and lag.
+/// </summary>
+public readonly record struct Delivery<TEvent>(TEvent? Event, long Offset)
+    where TEvent : class
 {
-    /// <summary>Marker the heartbeat ticker enqueues; the stream writer turns it into a heartbeat with its own cursor and lag.</summary>
-    public static Delivery Heartbeat { get; } = new(new FeedEvent(), -1);
-
-    public bool IsHeartbeat => ReferenceEquals(Event, Heartbeat.Event);
+    [MemberNotNullWhen(false, nameof(Event))]
+    public bool IsHeartbeat => Event is null;
 }
 
 /// <summary>
-/// One open Subscribe call: a bounded queue between the dispatch loop (writer) and the gRPC response stream
-/// (reader). The writer never waits: when the queue is full the subscription is ended as overflowed.
+/// One open stream: a bounded queue between the dispatch loop (writer) and the gRPC response stream (reader).
+/// The writer never waits: when the queue is full the subscription is ended as overflowed.
 /// </summary>
 [SuppressMessage("Reliability", "CA1001", Justification = "The overflow token source has no timer and no linked parents, so it holds nothing to free; disposing it would race with the dispatch thread cancelling it.")]
-public sealed class Subscription
+public sealed class Subscription<TEvent>
+    where TEvent : class
 {
-    private readonly Channel<Delivery> _queue;
+    private readonly Channel<Delivery<TEvent>> _queue;
     private readonly CancellationTokenSource _overflow = new();
 
-    public Subscription(string userId, int capacity)
+    public Subscription(string owner, int capacity)
     {
-        UserId = userId;
+        Owner = owner;
         Capacity = capacity;
-        _queue = Channel.CreateBounded<Delivery>(new BoundedChannelOptions(capacity)
+        _queue = Channel.CreateBounded<Delivery<TEvent>>(new BoundedChannelOptions(capacity)
         {
             SingleReader = true,
             SingleWriter = false,
@@ -35,14 +38,15 @@ public sealed class Subscription
         });
     }
 
-    public string UserId { get; }
+    /// <summary>The user whose feed this is, or the partition range of a service subscription.</summary>
+    public string Owner { get; }
 
     public int Capacity { get; }
 
     /// <summary>True once the subscriber fell more than <see cref="Capacity"/> events behind.</summary>
     public bool Overflowed { get; private set; }
 
-    public ChannelReader<Delivery> Reader => _queue.Reader;
+    public ChannelReader<Delivery<TEvent>> Reader => _queue.Reader;
 
     /// <summary>
     /// Cancelled on overflow. The response writer passes it to WriteAsync, so a client that stopped reading (and
@@ -51,7 +55,7 @@ public sealed class Subscription
     public CancellationToken OverflowToken => _overflow.Token;
 
     /// <summary>Queues an event without blocking; returns false (and ends the subscription) when full.</summary>
-    public bool TryEnqueue(Delivery delivery)
+    public bool TryEnqueue(Delivery<TEvent> delivery)
     {
         if (_queue.Writer.TryWrite(delivery))
         {
@@ -69,7 +73,7 @@ public sealed class Subscription
     }
 
     /// <summary>Asks for a heartbeat; a full queue already tells the client the stream is alive.</summary>
-    public void Pulse() => _queue.Writer.TryWrite(Delivery.Heartbeat);
+    public void Pulse() => _queue.Writer.TryWrite(default);
 
     /// <summary>Ends the subscription from the server side (shutdown); the reader drains what is queued.</summary>
     public void Complete() => _queue.Writer.TryComplete();

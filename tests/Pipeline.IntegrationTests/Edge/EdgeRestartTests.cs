@@ -26,8 +26,8 @@ namespace Pipeline.IntegrationTests.Edge;
 
 /// <summary>
 /// The edge restarted under attached subscribers — once keeping its state directory, once with it wiped so the
-/// replica is rebuilt from feed.updates — while posts keep flowing into Kafka: every subscriber resumes from its
-/// cursor and ends with exactly its feed.
+/// replica is rebuilt from feed.updates — while posts keep flowing into Kafka, the edge ends streams from the
+/// server side and clients cancel their own: every subscriber resumes from its cursor and ends with exactly its feed.
 /// </summary>
 public sealed class EdgeRestartTests : IAsyncLifetime
 {
@@ -136,9 +136,39 @@ public sealed class EdgeRestartTests : IAsyncLifetime
             },
             timeout.Token);
 
-        await RestartEdgeAsync(wipeState: false, subscribers, timeout.Token);
-        await RestartEdgeAsync(wipeState: true, subscribers, timeout.Token);
-        await restartsDone.CancelAsync();
+        // Between restarts the edge also ends streams from the server side, and the clients cancel their own
+        // calls after every few updates: all three kinds of disconnect land on the same subscribers at once.
+        using var stopKilling = new CancellationTokenSource();
+        var serverKills = 0;
+        var killing = Task.Run(async () =>
+        {
+            while (!stopKilling.IsCancellationRequested)
+            {
+                try
+                {
+                    _edge?.Services.GetRequiredService<SubscriberRegistry>().CompleteAll();
+                    serverKills++;
+                }
+                catch (ObjectDisposedException)
+                {
+                    // The edge is restarting.
+                }
+
+                await Task.Delay(150, CancellationToken.None);
+            }
+        });
+        try
+        {
+            await RestartEdgeAsync(wipeState: false, subscribers, timeout.Token);
+            await RestartEdgeAsync(wipeState: true, subscribers, timeout.Token);
+        }
+        finally
+        {
+            await restartsDone.CancelAsync();
+            await stopKilling.CancelAsync();
+            await killing;
+        }
+
         var postsPerAuthor = await posting;
         while (subscribers.Any(s => s.ReceivedCount < postsPerAuthor))
         {
@@ -154,6 +184,9 @@ public sealed class EdgeRestartTests : IAsyncLifetime
         }
 
         Assert.All(subscribers, s => Assert.True(s.Reconnects >= 2, $"{s.User} reconnected only {s.Reconnects} times"));
+        var disconnects = subscribers.Sum(s => s.Reconnects + s.ClientCancels);
+        _output.WriteLine($"{disconnects} disconnects: {subscribers.Sum(s => s.ClientCancels)} client cancels, {subscribers.Sum(s => s.Reconnects)} streams ended or refused by the server ({serverKills} kill sweeps, 2 edge restarts)");
+        Assert.True(disconnects >= 200, $"only {disconnects} disconnects");
     }
 
     private async Task RestartEdgeAsync(bool wipeState, List<ResumingSubscriber> subscribers, CancellationToken cancellationToken)
@@ -235,6 +268,7 @@ public sealed class EdgeRestartTests : IAsyncLifetime
         private string _cursor = "";
         private int _reconnects;
         private int _received;
+        private int _clientCancels;
 
         public string User => user;
 
@@ -243,7 +277,11 @@ public sealed class EdgeRestartTests : IAsyncLifetime
         public int ReceivedCount => Volatile.Read(ref _received);
 
 
+        /// <summary>Streams ended by the server (kill sweeps, restarts) and resumed.</summary>
         public int Reconnects => Volatile.Read(ref _reconnects);
+
+        /// <summary>Streams this client cancelled itself and resumed.</summary>
+        public int ClientCancels => Volatile.Read(ref _clientCancels);
 
         public async Task StartAsync(CancellationToken cancellationToken)
         {
@@ -264,13 +302,18 @@ public sealed class EdgeRestartTests : IAsyncLifetime
                     {
                         var feedEvent = call.ResponseStream.Current;
                         Assert.NotEqual(FeedEvent.EventOneofCase.Reset, feedEvent.EventCase);
+                        _cursor = feedEvent.Cursor;
                         if (feedEvent.EventCase == FeedEvent.EventOneofCase.Added)
                         {
                             Received.Add(feedEvent.Added.Post.PostId);
                             Interlocked.Increment(ref _received);
+                            if (Random.Shared.Next(3) == 0)
+                            {
+                                // Leaving the block cancels the call, as a client that goes away does.
+                                Interlocked.Increment(ref _clientCancels);
+                                break;
+                            }
                         }
-
-                        _cursor = feedEvent.Cursor;
                     }
                 }
                 catch (RpcException ex) when (ex.StatusCode is StatusCode.Unavailable or StatusCode.Internal or StatusCode.Unknown && !stop.IsCancellationRequested)

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Feed.V1;
 using Grpc.Core;
 using Microsoft.Extensions.DependencyInjection;
@@ -319,6 +320,9 @@ public sealed class SubscriptionTests
 
         using var slow = await _pipeline.SubscribeAsync(slowUser, timeout.Token);
         using var fast = await _pipeline.SubscribeAsync(fastUser, timeout.Token);
+        var registry = _pipeline.Stack.App.Services.GetRequiredService<SubscriberRegistry>();
+        var slowSubscription = WeakReferenceTo(registry.SubscriptionsOf(slowUser).Single());
+        long peakQueued = 0;
         var body = new string('x', 4000);
         var published = new List<string>();
         var fastReceived = new List<string>();
@@ -349,6 +353,7 @@ public sealed class SubscriptionTests
         for (var i = 0; i < posts; i++)
         {
             published.Add(await PublishAsync(author, body, timeout.Token));
+            peakQueued = Math.Max(peakQueued, registry.QueuedEvents());
         }
 
         await fastReading.WaitAsync(timeout.Token);
@@ -364,7 +369,23 @@ public sealed class SubscriptionTests
         Assert.NotEqual(StatusCode.OK, error.StatusCode);
         fastCall.Dispose();
         await WaitUntilAsync(() => _pipeline.EdgeMetrics.Subscribers == baseline, timeout.Token);
+
+        // Memory: at most one buffer's worth was ever queued per subscriber, nothing is queued now, and nothing
+        // still references the cut-off subscription (its queue and the events in it are garbage).
+        Assert.InRange(peakQueued, 0, 2 * PipelineFixture.SubscriberBufferSize);
+        Assert.Equal(0, registry.QueuedEvents());
+        await WaitUntilAsync(
+            () =>
+            {
+                GC.Collect();
+                GC.WaitForPendingFinalizers();
+                return !slowSubscription.IsAlive;
+            },
+            timeout.Token);
     }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static WeakReference WeakReferenceTo(object target) => new(target);
 
     [Fact]
     public async Task ThousandConnectCancelCycles_LeaveNoSubscriptionBehind()
@@ -423,24 +444,8 @@ public sealed class SubscriptionTests
         }
     }
 
-    private async Task<(StatusCode Status, int Received)> ReadErrorAsync(SubscribeRequest request, CancellationToken cancellationToken)
-    {
-        using var call = _pipeline.Feed.Subscribe(request, cancellationToken: cancellationToken);
-        var received = 0;
-        try
-        {
-            while (await call.ResponseStream.MoveNext(cancellationToken))
-            {
-                received++;
-            }
-        }
-        catch (RpcException ex)
-        {
-            return (ex.StatusCode, received);
-        }
-
-        return (StatusCode.OK, received);
-    }
+    private Task<(StatusCode Status, int Received)> ReadErrorAsync(SubscribeRequest request, CancellationToken cancellationToken) =>
+        _pipeline.Feed.Subscribe(request, cancellationToken: cancellationToken).EndAsync(cancellationToken);
 
     private static async Task WaitUntilAsync(Func<bool> condition, CancellationToken cancellationToken)
     {

@@ -18,4 +18,26 @@ internal static class FeedStreamExtensions
 
         throw new InvalidOperationException("the feed stream ended before the next update");
     }
+
+    /// <summary>Reads the call to its end: the status it ended with (OK when it ended cleanly) and how many messages came first.</summary>
+    public static async Task<(StatusCode Status, int Received)> EndAsync<T>(this AsyncServerStreamingCall<T> call, CancellationToken cancellationToken)
+    {
+        using (call)
+        {
+            var received = 0;
+            try
+            {
+                while (await call.ResponseStream.MoveNext(cancellationToken))
+                {
+                    received++;
+                }
+            }
+            catch (RpcException ex)
+            {
+                return (ex.StatusCode, received);
+            }
+
+            return (StatusCode.OK, received);
+        }
+    }
 }

@@ -1,0 +1,106 @@
+using System.Runtime.CompilerServices;
+using Feed.V1;
+using Google.Protobuf.WellKnownTypes;
+
+namespace Pipeline.StreamEdge.Delivery;
+
+/// <summary>
+/// What a partition-range (service) subscriber receives: for each partition with a cursor, the updates after it
+/// replayed from feed.updates up to the position the replica had applied when the subscription was registered,
+/// then live updates past that position. Registration comes first, so every update is in the replay or the live
+/// queue (or both; the copy is skipped by offset) — no gap, no duplicate, per-partition order.
+/// </summary>
+public sealed class PartitionFeedSession
+{
+    private readonly PartitionSubscription _subscription;
+    private readonly FeedReplica _replica;
+    private readonly PartitionReplay _replay;
+    private readonly CursorCodec _cursors;
+    private readonly TimeProvider _clock;
+
+    public PartitionFeedSession(PartitionSubscription subscription, FeedReplica replica, PartitionReplay replay, CursorCodec cursors, TimeProvider clock)
+    {
+        _subscription = subscription;
+        _replica = replica;
+        _replay = replay;
+        _cursors = cursors;
+        _clock = clock;
+    }
+
+    /// <summary>True while more live events are already queued (the writer can hold back its flush).</summary>
+    public bool MoreQueued => _subscription.Subscription.Reader.Count > 0;
+
+    /// <param name="resumeAfter">Offset of the newest update received, per partition; absent partitions start live from now.</param>
+    public async IAsyncEnumerable<PartitionFeedEvent> ReadAsync(IReadOnlyDictionary<int, long> resumeAfter, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var range = _subscription.Range;
+        var skipThrough = new long[range.Last - range.First + 1];
+        var replay = new Dictionary<int, (long After, long Through)>();
+        var starts = new List<PartitionFeedEvent>();
+        for (var partition = range.First; partition <= range.Last; partition++)
+        {
+            var applied = (_replica.NextOffset(partition) ?? 0) - 1;
+            if (resumeAfter.TryGetValue(partition, out var after) && after < applied)
+            {
+                replay[partition] = (after, applied);
+                skipThrough[partition - range.First] = applied;
+            }
+            else if (resumeAfter.ContainsKey(partition))
+            {
+                skipThrough[partition - range.First] = Math.Max(after, applied);
+            }
+            else
+            {
+                skipThrough[partition - range.First] = applied;
+                starts.Add(new PartitionFeedEvent
+                {
+                    Cursor = _cursors.Encode(FeedCursor.At(partition, applied), FeedEvents.PartitionScope),
+                    Partition = partition,
+                    Start = new PartitionStart(),
+                });
+            }
+        }
+
+        foreach (var start in starts)
+        {
+            yield return start;
+        }
+
+        await foreach (var record in _replay.ReadAsync(replay, cancellationToken))
+        {
+            if (record.IsReset)
+            {
+                yield return new PartitionFeedEvent
+                {
+                    Cursor = _cursors.Encode(FeedCursor.At(record.Partition, record.Offset), FeedEvents.PartitionScope),
+                    Partition = record.Partition,
+                    Reset = new Reset { Reason = $"feed.updates no longer holds partition {record.Partition} after the cursor; replay continues from offset {record.Offset + 1}, the oldest retained" },
+                };
+            }
+            else if (record.Update is { } update)
+            {
+                yield return FeedEvents.ToPartitionEvent(update, record.Partition, record.Offset, _cursors);
+            }
+        }
+
+        var reader = _subscription.Subscription.Reader;
+        while (await reader.WaitToReadAsync(cancellationToken))
+        {
+            while (reader.TryRead(out var delivery))
+            {
+                if (delivery.IsHeartbeat)
+                {
+                    yield return new PartitionFeedEvent
+                    {
+                        Partition = -1,
+                        Heartbeat = new Heartbeat { ServerTime = Timestamp.FromDateTimeOffset(_clock.GetUtcNow()), Lag = reader.Count },
+                    };
+                }
+                else if (delivery.Offset > skipThrough[delivery.Event.Partition - range.First])
+                {
+                    yield return delivery.Event;
+                }
+            }
+        }
+    }
+}
