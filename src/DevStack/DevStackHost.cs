@@ -1,3 +1,5 @@
+using Confluent.Kafka;
+using System.Globalization;
 using Microsoft.Extensions.Options;
 using Pipeline.Kafka.Embedded;
 using Pipeline.Kafka.Topics;
@@ -126,12 +128,57 @@ public sealed class DevStackHost : IAsyncDisposable
         var plan = new FeedTopicPlan(Options.Create(new ProcessorOptions { ApplicationId = applicationId, TopicPartitions = settings.Partitions, ReplicationFactor = 1 }));
         await new TopicProvisioner(cluster.BootstrapServers, cluster, loggers.CreateLogger<TopicProvisioner>()).EnsureAsync(plan.All(), cancellationToken);
         Console.WriteLine($"Embedded Kafka broker ready at {cluster.BootstrapServers} ({settings.Partitions} partitions, topics of {applicationId}). Ctrl-C stops it.");
+        if (settings.FaultControl)
+        {
+            Console.WriteLine("Fault control on stdin: 'errors <apiKey> <errorCode> <count>', 'down <brokerId>', 'up <brokerId>', 'rtt <brokerId> <ms>'.");
+            _ = Task.Run(() => ReadFaultCommands(cluster, cancellationToken), cancellationToken);
+        }
+
         try
         {
             await Task.Delay(Timeout.Infinite, cancellationToken);
         }
         catch (OperationCanceledException)
         {
+        }
+    }
+
+    /// <summary>
+    /// Applies fault-injection commands read from stdin to the mock cluster, one per line, answering each with
+    /// "fault ok: …" or "fault refused: …" (the fault battery drives a broker in another process this way).
+    /// </summary>
+    private static void ReadFaultCommands(EmbeddedKafkaCluster cluster, CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested && Console.In.ReadLine() is { } line)
+        {
+            var words = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            try
+            {
+                switch (words)
+                {
+                    case ["errors", var api, var code, var count]:
+                        cluster.PushRequestErrors(short.Parse(api, CultureInfo.InvariantCulture), Enumerable.Repeat((ErrorCode)int.Parse(code, CultureInfo.InvariantCulture), int.Parse(count, CultureInfo.InvariantCulture)).ToArray());
+                        break;
+                    case ["down", var broker]:
+                        cluster.SetBrokerDown(int.Parse(broker, CultureInfo.InvariantCulture));
+                        break;
+                    case ["up", var broker]:
+                        cluster.SetBrokerUp(int.Parse(broker, CultureInfo.InvariantCulture));
+                        break;
+                    case ["rtt", var broker, var ms]:
+                        cluster.SetBrokerRtt(int.Parse(broker, CultureInfo.InvariantCulture), TimeSpan.FromMilliseconds(int.Parse(ms, CultureInfo.InvariantCulture)));
+                        break;
+                    default:
+                        Console.WriteLine($"fault refused: unknown command '{line}'");
+                        continue;
+                }
+
+                Console.WriteLine($"fault ok: {line}");
+            }
+            catch (Exception ex) when (ex is FormatException or OverflowException or KafkaException or InvalidOperationException)
+            {
+                Console.WriteLine($"fault refused: {line}: {ex.Message}");
+            }
         }
     }
 

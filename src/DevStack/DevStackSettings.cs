@@ -17,6 +17,9 @@ public sealed record DevStackSettings
 
     public bool Demo { get; init; }
 
+    /// <summary>With --broker-only: read fault-injection commands for the mock cluster from stdin.</summary>
+    public bool FaultControl { get; init; }
+
     public int DemoUsers { get; init; } = 200;
 
     public int DemoFollowsPerUser { get; init; } = 10;

@@ -12,11 +12,15 @@ var brokerOnly = new Option<bool>("--broker-only")
 {
     Description = "Run only the embedded broker (topics provisioned), for a processor and an edge started as separate processes.",
 };
+var faultControl = new Option<bool>("--fault-control")
+{
+    Description = "With --broker-only: accept fault-injection commands on stdin ('errors <apiKey> <errorCode> <count>', 'down|up <brokerId>', 'rtt <brokerId> <ms>').",
+};
 var applicationId = new Option<string>("--application-id") { Description = "Processor application id whose internal topics to provision.", DefaultValueFactory = _ => "feed-processor" };
 
 var root = new RootCommand("Feed pipeline development stack: embedded Kafka, processor and edge in one process. Ctrl-C stops it.")
 {
-    demo, users, rate, kafkaPort, grpcPort, webPort, partitions, brokerOnly, applicationId,
+    demo, users, rate, kafkaPort, grpcPort, webPort, partitions, brokerOnly, faultControl, applicationId,
     TokenCommand.Create(),
 };
 root.TreatUnmatchedTokensAsErrors = false;
@@ -31,6 +35,7 @@ root.SetAction(async (parse, cancellationToken) =>
         GrpcPort = parse.GetValue(grpcPort),
         WebPort = parse.GetValue(webPort),
         Partitions = parse.GetValue(partitions),
+        FaultControl = parse.GetValue(faultControl),
     };
 
     if (parse.GetValue(brokerOnly))

@@ -23,7 +23,9 @@ public sealed partial class FeedProcessorService : BackgroundService
     private readonly ILoggerFactory _loggerFactory;
     private readonly ILogger<FeedProcessorService> _logger;
     private readonly IHostApplicationLifetime _lifetime;
+    private readonly ExactlyOnceStateGuard _stateGuard;
     private KafkaStream? _stream;
+    private volatile bool _abandoned;
 
     public FeedProcessorService(
         IOptions<ProcessorOptions> options,
@@ -40,12 +42,28 @@ public sealed partial class FeedProcessorService : BackgroundService
         _metrics = metrics;
         _loggerFactory = loggerFactory;
         _logger = loggerFactory.CreateLogger<FeedProcessorService>();
+        _stateGuard = new ExactlyOnceStateGuard(_options, _logger);
     }
 
     /// <summary>RUNNING once the stream threads hold their partitions and restored their stores.</summary>
     public KafkaStream.State State { get; private set; } = KafkaStream.State.CREATED;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        try
+        {
+            await RunAsync(stoppingToken);
+        }
+        catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
+        {
+            // The host stops on a failed background service but would still exit 0; a supervisor must see a failure.
+            LogStartFailed(_logger, ex);
+            Environment.ExitCode = 1;
+            throw;
+        }
+    }
+
+    private async Task RunAsync(CancellationToken stoppingToken)
     {
         if (_options.ProvisionTopics)
         {
@@ -54,6 +72,7 @@ public sealed partial class FeedProcessorService : BackgroundService
         }
 
         StreamizLogging.Use(_loggerFactory);
+        _stateGuard.BeforeStart();
         var topology = FeedTopology.Build(_options, _metrics);
         _stream = new KafkaStream(topology, StreamConfigFor(_options, _clientConfig));
         _stream.StateChanged += (previous, current) =>
@@ -78,7 +97,27 @@ public sealed partial class FeedProcessorService : BackgroundService
         await base.StopAsync(cancellationToken);
 
         // Dispose closes the stream threads: commits, flushes the producer and leaves the group cleanly.
-        _stream?.Dispose();
+        if (_stream is not null)
+        {
+            _stream.Dispose();
+            if (State != KafkaStream.State.ERROR && !_abandoned)
+            {
+                _stateGuard.AfterCleanStop();
+            }
+        }
+    }
+
+    /// <summary>
+    /// The stream made no progress (see <see cref="ProgressWatchdog"/>): stop with exit code 1 and without the
+    /// clean-shutdown marker, so the next start rebuilds the stores; if the stuck stream thread blocks the shutdown,
+    /// the process exits anyway after a grace period.
+    /// </summary>
+    public void AbandonAfterStall()
+    {
+        _abandoned = true;
+        Environment.ExitCode = 1;
+        _lifetime.StopApplication();
+        _ = Task.Delay(TimeSpan.FromSeconds(20)).ContinueWith(_ => Environment.Exit(1), TaskScheduler.Default);
     }
 
     /// <summary>Streamiz configuration: the shared Kafka client settings plus the processing settings.</summary>
@@ -133,6 +172,9 @@ public sealed partial class FeedProcessorService : BackgroundService
 
     [LoggerMessage(Level = LogLevel.Critical, Message = "Feed processor {ApplicationId} entered ERROR state and is stopping; see the errors above (broker reachable? topics provisioned with matching partition counts?)")]
     private static partial void LogFatal(ILogger logger, string applicationId);
+
+    [LoggerMessage(Level = LogLevel.Critical, Message = "Feed processor failed and is stopping")]
+    private static partial void LogStartFailed(ILogger logger, Exception exception);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Feed processor state {Previous} -> {Current}")]
     private static partial void LogStateChanged(ILogger logger, KafkaStream.State previous, KafkaStream.State current);

@@ -14,6 +14,7 @@ public static class ProcessorHostingExtensions
         services.AddSingleton<FeedTopicPlan>();
         services.AddSingleton<FeedProcessorService>();
         services.AddHostedService(sp => sp.GetRequiredService<FeedProcessorService>());
+        services.AddHostedService<ProgressWatchdog>();
         services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddMeter(ProcessorMetrics.MeterName).AddRuntimeInstrumentation());
         return services;
     }

@@ -15,6 +15,7 @@ public sealed class ProcessorMetrics : IDisposable
     private long _followsIn;
     private long _feedUpdatesOut;
     private long _deadLetters;
+    private long _redeliveriesSkipped;
     private long _largestFanOutTicks;
     private readonly Histogram<double> _fanOutDuration;
 
@@ -25,6 +26,7 @@ public sealed class ProcessorMetrics : IDisposable
         _meter.CreateObservableCounter("feed.processor.follows_in", () => FollowsIn, "{record}", "social.follows records processed");
         _meter.CreateObservableCounter("feed.processor.feed_updates_out", () => FeedUpdatesOut, "{record}", "feed.updates records emitted");
         _meter.CreateObservableCounter("feed.processor.dead_letters", () => DeadLetters, "{record}", "Input records sent to pipeline.dead-letters");
+        _meter.CreateObservableCounter("feed.processor.redeliveries_skipped", () => RedeliveriesSkipped, "{record}", "Input records skipped because the task had applied them already (committed offsets lost or behind)");
         _meter.CreateObservableGauge("feed.processor.fanout.longest", () => LongestFanOut.TotalSeconds, "s", "Longest single fan-out on the stream thread since start (a large author's post)");
         _fanOutDuration = _meter.CreateHistogram<double>("feed.processor.fanout.duration", "s", "Time one post's fan-out held the stream thread");
     }
@@ -36,6 +38,8 @@ public sealed class ProcessorMetrics : IDisposable
     public long FeedUpdatesOut => Volatile.Read(ref _feedUpdatesOut);
 
     public long DeadLetters => Volatile.Read(ref _deadLetters);
+
+    public long RedeliveriesSkipped => Volatile.Read(ref _redeliveriesSkipped);
 
     public TimeSpan LongestFanOut => TimeSpan.FromTicks(Volatile.Read(ref _largestFanOutTicks));
 
@@ -63,6 +67,8 @@ public sealed class ProcessorMetrics : IDisposable
     public void FeedUpdatesEmitted(int count) => Interlocked.Add(ref _feedUpdatesOut, count);
 
     public void DeadLettered() => Interlocked.Increment(ref _deadLetters);
+
+    public void RedeliverySkipped() => Interlocked.Increment(ref _redeliveriesSkipped);
 
     public void Dispose() => _meter.Dispose();
 }

@@ -65,6 +65,12 @@ public sealed class ProcessorOptions
     [Range(1, 100_000)]
     public int FeedSize { get; set; } = 800;
 
+    /// <summary>
+    /// Liveness: when input keeps arriving but nothing is processed for this long while RUNNING, the processor
+    /// exits with code 1 for its supervisor to restart it. Zero turns the watchdog off.
+    /// </summary>
+    public TimeSpan StallTimeout { get; set; } = TimeSpan.FromMinutes(2);
+
     /// <summary>Create missing topics at start (AdminClient). Turn off where topics are managed elsewhere.</summary>
     public bool ProvisionTopics { get; set; } = true;
 

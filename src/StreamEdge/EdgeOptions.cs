@@ -26,6 +26,10 @@ public sealed class EdgeOptions
     [Range(1, 10_000)]
     public int MaxPartitionSubscriptions { get; set; } = 64;
 
+    /// <summary>Concurrent subscriptions of all kinds one edge process holds; beyond it RESOURCE_EXHAUSTED (another instance can take them).</summary>
+    [Range(1, 10_000_000)]
+    public int MaxSubscriptions { get; set; } = 200_000;
+
     /// <summary>Concurrent subscriptions one user may hold (devices, tabs); beyond it RESOURCE_EXHAUSTED.</summary>
     [Range(1, 1000)]
     public int MaxSubscriptionsPerUser { get; set; } = 10;

@@ -63,18 +63,23 @@ public sealed class FeedWorkload : IDisposable
     /// <summary>Posts at <paramref name="postsPerSecond"/> for <paramref name="duration"/>, round-robin over the authors.</summary>
     public async Task PostAsync(double postsPerSecond, TimeSpan duration, CancellationToken cancellationToken)
     {
+        await PaceAsync(postsPerSecond, duration, () => PostOne((int)(PostsSent % Authors)), cancellationToken);
+        _producer.Flush(cancellationToken);
+    }
+
+    /// <summary>Calls <paramref name="sendOne"/> <paramref name="perSecond"/> times a second for <paramref name="duration"/>, catching up after any stall.</summary>
+    public static async Task PaceAsync(double perSecond, TimeSpan duration, Action sendOne, CancellationToken cancellationToken)
+    {
         var started = DateTime.UtcNow;
+        long sent = 0;
         using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(10));
         while (DateTime.UtcNow - started < duration && await timer.WaitForNextTickAsync(cancellationToken))
         {
-            var due = (long)((DateTime.UtcNow - started).TotalSeconds * postsPerSecond);
-            while (PostsSent < due)
+            for (var due = (long)((DateTime.UtcNow - started).TotalSeconds * perSecond); sent < due; sent++)
             {
-                PostOne((int)(PostsSent % Authors));
+                sendOne();
             }
         }
-
-        _producer.Flush(cancellationToken);
     }
 
     /// <summary>Sends <paramref name="count"/> posts as fast as the producer takes them (a backlog).</summary>

@@ -31,14 +31,16 @@ public static class PipelineProcesses
 
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(90);
 
-    public static async Task<ServiceProcess> StartBrokerAsync(PipelineLayout layout, CancellationToken cancellationToken)
+    /// <param name="faultControl">Accept fault-injection commands through <see cref="ServiceProcess.SendAsync"/>.</param>
+    public static async Task<ServiceProcess> StartBrokerAsync(PipelineLayout layout, CancellationToken cancellationToken, bool faultControl = false)
     {
         var broker = ServiceProcess.Start(
             "broker",
             "DevStack.dll",
-            $"--broker-only --kafka-port {layout.KafkaPort} --partitions {layout.Partitions} --application-id {ApplicationId}",
+            $"--broker-only --kafka-port {layout.KafkaPort} --partitions {layout.Partitions} --application-id {ApplicationId}{(faultControl ? " --fault-control" : "")}",
             Path.Combine(layout.RunDirectory, "broker"),
-            new Dictionary<string, string>());
+            new Dictionary<string, string>(),
+            control: faultControl);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(StartTimeout);
         await broker.WaitForOutputAsync("Embedded Kafka broker ready", timeout.Token);

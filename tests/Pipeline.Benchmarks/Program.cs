@@ -59,6 +59,12 @@ var fanout = new Command("large-author", "One post by an author with many follow
 fanout.SetAction(async (parse, ct) =>
     new Report(parse.GetValue(output)!).Write("large-author", await Scenarios.LargeAuthorAsync(parse.GetValue(followers), ct)));
 
+var peerDirectory = new Option<string?>("--peer-dir") { Description = "The tests/peer-socketio directory (found above the harness binary by default)." };
+var direct = new Option<bool>("--direct") { Description = "Write the feed updates to feed.updates from the harness (no processor), to load the delivery layers beyond the processor's rate." };
+var peer = new Command("peer", "The latency scenario against our edge, then against a Socket.IO peer (socket.io + kafkajs, socket.io-client subscribers) on the same broker and processor; ratios ours ÷ peer.") { subscribers, fanOut, rate, seconds, perConnection, partitions, direct, peerDirectory, output };
+peer.SetAction(async (parse, ct) =>
+    new Report(parse.GetValue(output)!).Write("peer", await PeerScenario.RunAsync(parse.GetValue(subscribers), parse.GetValue(fanOut), parse.GetValue(rate), TimeSpan.FromSeconds(parse.GetValue(seconds)), parse.GetValue(perConnection), parse.GetValue(partitions), parse.GetValue(direct), parse.GetValue(peerDirectory), ct)));
+
 var processorSettings = new Option<string[]>("--processor-setting")
 {
     Description = "Processor configuration for this run, as KEY=VALUE in environment-variable form (e.g. Processor__Guarantee=AtLeastOnce).",
@@ -67,7 +73,7 @@ var processorSettings = new Option<string[]>("--processor-setting")
 };
 var root = new RootCommand("Feed pipeline load harness: broker, processor and edge as separate processes on loopback.")
 {
-    latency, sweep, throughput, scale, storm, fanout, processorSettings,
+    latency, sweep, throughput, scale, storm, fanout, peer, processorSettings,
 };
 var parsed = root.Parse(args);
 foreach (var setting in parsed.GetValue(processorSettings) ?? [])

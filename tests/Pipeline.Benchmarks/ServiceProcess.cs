@@ -28,17 +28,25 @@ public sealed class ServiceProcess : IAsyncDisposable
     public bool HasExited => _process.HasExited;
 
     /// <summary>Starts <c>dotnet {assembly} {arguments}</c> in <paramref name="workingDirectory"/> with extra environment variables.</summary>
-    public static ServiceProcess Start(string name, string assembly, string arguments, string workingDirectory, IReadOnlyDictionary<string, string> environment)
+    /// <param name="control">Keep stdin open for <see cref="SendAsync"/> (the broker's fault-control channel).</param>
+    public static ServiceProcess Start(string name, string assembly, string arguments, string workingDirectory, IReadOnlyDictionary<string, string> environment, bool control = false)
+    {
+        var settings = new Dictionary<string, string>(environment) { ["DOTNET_gcServer"] = "0" };
+        return StartProgram(name, "dotnet", $"\"{Path.Combine(AppContext.BaseDirectory, assembly)}\" {arguments}", workingDirectory, settings, control);
+    }
+
+    /// <summary>Starts any program (e.g. <c>node</c> for the Socket.IO peer) the same way.</summary>
+    public static ServiceProcess StartProgram(string name, string fileName, string arguments, string workingDirectory, IReadOnlyDictionary<string, string> environment, bool control = false)
     {
         Directory.CreateDirectory(workingDirectory);
-        var start = new ProcessStartInfo("dotnet", $"\"{Path.Combine(AppContext.BaseDirectory, assembly)}\" {arguments}")
+        var start = new ProcessStartInfo(fileName, arguments)
         {
             WorkingDirectory = workingDirectory,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
+            RedirectStandardInput = control,
             UseShellExecute = false,
         };
-        start.Environment["DOTNET_gcServer"] = "0";
         foreach (var (key, value) in environment)
         {
             start.Environment[key] = value;
@@ -51,6 +59,20 @@ public sealed class ServiceProcess : IAsyncDisposable
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         return service;
+    }
+
+    public async Task<int> WaitForExitAsync(CancellationToken cancellationToken)
+    {
+        await _process.WaitForExitAsync(cancellationToken);
+        return _process.ExitCode;
+    }
+
+    public string? LastLineStartingWith(string prefix)
+    {
+        lock (_gate)
+        {
+            return _output.FindLast(line => line.StartsWith(prefix, StringComparison.Ordinal));
+        }
     }
 
     /// <summary>Waits until a line of output contains <paramref name="text"/>.</summary>
@@ -86,10 +108,18 @@ public sealed class ServiceProcess : IAsyncDisposable
     /// <summary>User + system CPU time consumed so far.</summary>
     public TimeSpan CpuTime()
     {
-        var stat = File.ReadAllText($"/proc/{_process.Id}/stat");
-        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-        var ticks = long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
-        return TimeSpan.FromSeconds((double)ticks / TicksPerSecond);
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{_process.Id}/stat");
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            var ticks = long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+            return TimeSpan.FromSeconds((double)ticks / TicksPerSecond);
+        }
+        catch (IOException)
+        {
+            // The process has gone.
+            return TimeSpan.Zero;
+        }
     }
 
     /// <summary>Anonymous resident memory (heap, stacks, native allocations; not mapped files), in bytes.</summary>
@@ -104,6 +134,32 @@ public sealed class ServiceProcess : IAsyncDisposable
         }
 
         return 0;
+    }
+
+    /// <summary>Writes one line to the process's stdin (started with control on).</summary>
+    public async Task SendAsync(string line)
+    {
+        await _process.StandardInput.WriteLineAsync(line);
+        await _process.StandardInput.FlushAsync();
+    }
+
+    /// <summary>SIGKILL: no shutdown, no flush, as a crashed node or an OOM kill.</summary>
+    public async Task KillAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+    }
+
+    /// <summary>How many output lines contain <paramref name="text"/> (in the retained output).</summary>
+    public int CountOutput(string text)
+    {
+        lock (_gate)
+        {
+            return _output.Count(line => line.Contains(text, StringComparison.Ordinal));
+        }
     }
 
     /// <summary>SIGTERM, as an orchestrator stops a pod: the host shuts down gracefully.</summary>

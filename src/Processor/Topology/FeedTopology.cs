@@ -19,7 +19,8 @@ namespace Pipeline.Processor.Topology;
 ///                                                                      recent-posts, post-ledger]                 feed-sizes]
 /// </code>
 /// The author stage knows who follows whom and what each author posted; the recipient stage knows what each
-/// user's feed holds. Each decides from its own state, so retractions and deduplication are exact.
+/// user's feed holds. Each decides from its own state, so retractions and deduplication are exact. The first
+/// processor after every source skips records its task already applied (<see cref="SourcePositions"/>).
 /// </summary>
 public static class FeedTopology
 {
@@ -29,7 +30,12 @@ public static class FeedTopology
     /// <summary>Feed commands keyed by recipient: "{applicationId}-updates-by-recipient-repartition".</summary>
     public const string UpdatesByRecipient = "updates-by-recipient";
 
-    public static StreamizTopology Build(ProcessorOptions options, ProcessorMetrics metrics)
+    /// <param name="skipRedeliveries">
+    /// Consult <see cref="SourcePositions"/>. Always on in a deployment; off only under Streamiz's
+    /// TopologyTestDriver, which numbers records per test publisher rather than per topic partition, so its offsets
+    /// repeat and are no positions.
+    /// </param>
+    public static StreamizTopology Build(ProcessorOptions options, ProcessorMetrics metrics, bool skipRedeliveries = true)
     {
         var builder = new StreamBuilder();
         var strings = new StringSerDes();
@@ -44,17 +50,30 @@ public static class FeedTopology
         builder.AddStateStore(Stores.KeyValueStoreBuilder(Stores.PersistentKeyValueStore(StoreNames.FeedIndex), strings, longs));
         builder.AddStateStore(Stores.KeyValueStoreBuilder(Stores.PersistentKeyValueStore(StoreNames.FeedSizes), strings, longs));
 
-        var follows = Admit(builder, FeedTopics.Follows, InputContract.AdmitFollow, metrics, "follows")
+        // Source positions are rewritten for every record; the cache turns that into one changelog write per commit.
+        foreach (var positions in (string[])[StoreNames.FollowsPositions, StoreNames.AuthorPositions, StoreNames.RecipientPositions])
+        {
+            builder.AddStateStore(Stores.KeyValueStoreBuilder(Stores.PersistentKeyValueStore(positions), strings, longs).WithCachingEnabled());
+        }
+
+        string Positions(string store) => skipRedeliveries ? store : "";
+        string[] Connected(params string[] stores) => [.. stores.Where(store => store.Length > 0)];
+
+        var follows = Admit(builder, FeedTopics.Follows, InputContract.AdmitFollow, metrics, "follows", Positions(StoreNames.FollowsPositions))
             .MapValues((admitted, _) => admitted.Follow!)
             .SelectKey((_, follow, _) => follow.FolloweeId)
             .Repartition(Repartitioned<string, FollowEvent>.As(FollowsByFollowee)
                 .WithKeySerdes(strings)
                 .WithValueSerdes(new ProtobufSerDes<FollowEvent>()))
+            .Transform(
+                TransformerBuilder.New<string, FollowEvent, string, FollowEvent>().Transformer<RedeliveryGuard<FollowEvent>>(metrics, Positions(StoreNames.AuthorPositions)).Build(),
+                "follows-by-followee-guard",
+                Connected(Positions(StoreNames.AuthorPositions)))
             .MapValues((follow, _) => AuthorEvent.Of(follow));
 
         // Posts arrive keyed by author and stay in their partition: social.posts and the repartition topic have
         // the same partition count and partitioner, so an author's posts and followers meet in one task.
-        var authoredPosts = Admit(builder, FeedTopics.Posts, (key, value) => InputContract.AdmitPost(key, value, maxBodyBytes), metrics, "posts")
+        var authoredPosts = Admit(builder, FeedTopics.Posts, (key, value) => InputContract.AdmitPost(key, value, maxBodyBytes), metrics, "posts", Positions(StoreNames.AuthorPositions))
             .SelectKey((_, admitted, _) => admitted.Post!.AuthorId);
 
         follows.Merge(authoredPosts)
@@ -68,11 +87,9 @@ public static class FeedTopology
                 .WithKeySerdes(strings)
                 .WithValueSerdes(new ProtobufSerDes<FeedCommand>()))
             .Transform(
-                TransformerBuilder.New<string, FeedCommand, string, FeedUpdate>().Transformer<RecipientStage>(metrics, options.FeedSize).Build(),
+                TransformerBuilder.New<string, FeedCommand, string, FeedUpdate>().Transformer<RecipientStage>(metrics, options.FeedSize, Positions(StoreNames.RecipientPositions)).Build(),
                 "recipient-stage",
-                StoreNames.FeedEntries,
-                StoreNames.FeedIndex,
-                StoreNames.FeedSizes)
+                Connected(StoreNames.FeedEntries, StoreNames.FeedIndex, StoreNames.FeedSizes, Positions(StoreNames.RecipientPositions)))
             .To(FeedTopics.FeedUpdates, strings, new ProtobufSerDes<FeedUpdate>());
 
         return builder.Build();
@@ -80,11 +97,11 @@ public static class FeedTopology
 
     /// <summary>Source → gate; rejected records go to the dead-letter topic, admitted ones continue.</summary>
     private static IKStream<byte[], AuthorEvent> Admit(
-        StreamBuilder builder, string topic, Func<byte[]?, byte[]?, Admission> admit, ProcessorMetrics metrics, string name)
+        StreamBuilder builder, string topic, Func<byte[]?, byte[]?, Admission> admit, ProcessorMetrics metrics, string name, string positionsStore)
     {
         var bytes = new ByteArraySerDes();
         var branches = builder.Stream(topic, bytes, bytes)
-            .Transform(TransformerBuilder.New<byte[], byte[], byte[], Admission>().Transformer<InputGate>(admit, metrics).Build(), $"{name}-gate")
+            .Transform(TransformerBuilder.New<byte[], byte[], byte[], Admission>().Transformer<InputGate>(admit, metrics, positionsStore).Build(), $"{name}-gate", positionsStore.Length == 0 ? [] : [positionsStore])
             .Branch((_, admission, _) => admission.IsRejected, (_, _, _) => true);
 
         branches[0].MapValues((admission, _) => admission.OriginalValue!).To(FeedTopics.DeadLetters, bytes, bytes);

@@ -7,13 +7,16 @@ using Streamiz.Kafka.Net.Processors.Public;
 namespace Pipeline.Processor.Topology;
 
 /// <summary>
-/// First processor after each source: admits valid records and turns invalid ones into dead letters that carry
-/// the original bytes plus headers naming where they came from and why they were refused.
+/// First processor after each source: skips records it applied already (see <see cref="SourcePositions"/>),
+/// admits valid records and turns invalid ones into dead letters that carry the original bytes plus headers naming
+/// where they came from and why they were refused.
 /// </summary>
 public sealed class InputGate : ITransformer<byte[], byte[], byte[], Admission>
 {
     private readonly Func<byte[]?, byte[]?, Admission> _admit;
     private readonly ProcessorMetrics _metrics;
+    private readonly string _positionsStore;
+    private SourcePositions _positions = null!;
 
     /// <summary>
     /// Streamiz builds a prototype with new() and then creates one instance per task through the constructor
@@ -23,20 +26,25 @@ public sealed class InputGate : ITransformer<byte[], byte[], byte[], Admission>
     {
         _admit = null!;
         _metrics = null!;
+        _positionsStore = "";
     }
 
-    public InputGate(Func<byte[]?, byte[]?, Admission> admit, ProcessorMetrics metrics)
+    public InputGate(Func<byte[]?, byte[]?, Admission> admit, ProcessorMetrics metrics, string positionsStore)
     {
         _admit = admit;
         _metrics = metrics;
+        _positionsStore = positionsStore;
     }
 
-    public void Init(ProcessorContext<byte[], Admission> context)
-    {
-    }
+    public void Init(ProcessorContext<byte[], Admission> context) => _positions = SourcePositions.For(context, _positionsStore, _metrics);
 
     public Record<byte[], Admission> Process(Record<byte[], byte[]> record)
     {
+        if (!_positions.Admit(record.TopicPartitionOffset))
+        {
+            return null!;
+        }
+
         var admission = _admit(record.Key, record.Value);
         if (!admission.IsRejected)
         {

@@ -14,21 +14,25 @@ public sealed class RecipientStage : ITransformer<string, FeedCommand, string, F
 {
     private readonly ProcessorMetrics _metrics;
     private readonly int _feedSize;
+    private readonly string _positionsStore;
     private ProcessorContext<string, FeedUpdate> _context = null!;
     private IKeyValueStore<string, Post> _entries = null!;
     private IKeyValueStore<string, long> _index = null!;
     private IKeyValueStore<string, long> _sizes = null!;
+    private SourcePositions _positions = null!;
 
     /// <summary>Prototype for Streamiz (see <see cref="AuthorStage()"/>); never processes a record.</summary>
     public RecipientStage()
     {
         _metrics = null!;
+        _positionsStore = "";
     }
 
-    public RecipientStage(ProcessorMetrics metrics, int feedSize)
+    public RecipientStage(ProcessorMetrics metrics, int feedSize, string positionsStore)
     {
         _metrics = metrics;
         _feedSize = feedSize;
+        _positionsStore = positionsStore;
     }
 
     public void Init(ProcessorContext<string, FeedUpdate> context)
@@ -37,10 +41,17 @@ public sealed class RecipientStage : ITransformer<string, FeedCommand, string, F
         _entries = (IKeyValueStore<string, Post>)context.GetStateStore(StoreNames.FeedEntries);
         _index = (IKeyValueStore<string, long>)context.GetStateStore(StoreNames.FeedIndex);
         _sizes = (IKeyValueStore<string, long>)context.GetStateStore(StoreNames.FeedSizes);
+        _positions = SourcePositions.For(context, _positionsStore, _metrics);
     }
 
     public Record<string, FeedUpdate> Process(Record<string, FeedCommand> record)
     {
+        // A command applied already (its removal may have happened since) must not be applied again.
+        if (!_positions.Admit(record.TopicPartitionOffset))
+        {
+            return null!;
+        }
+
         var command = record.Value;
         var user = command.RecipientId;
         switch (command.Kind)

@@ -23,7 +23,16 @@ public static class StoreNames
     /// <summary>"{user}" → number of entries in the user's stored feed.</summary>
     public const string FeedSizes = "feed-sizes";
 
-    public static IReadOnlyList<string> All { get; } = [FollowerIndex, RecentPosts, PostLedger, FeedEntries, FeedIndex, FeedSizes];
+    /// <summary>"{topic}" → offset + 1 of the last social.follows record the follows gate applied (per task).</summary>
+    public const string FollowsPositions = "follows-positions";
+
+    /// <summary>"{topic}" → offset + 1 of the last record the author stage's sources applied (social.posts, the follows repartition).</summary>
+    public const string AuthorPositions = "author-positions";
+
+    /// <summary>"{topic}" → offset + 1 of the last command the recipient stage applied.</summary>
+    public const string RecipientPositions = "recipient-positions";
+
+    public static IReadOnlyList<string> All { get; } = [FollowerIndex, RecentPosts, PostLedger, FeedEntries, FeedIndex, FeedSizes, FollowsPositions, AuthorPositions, RecipientPositions];
 }
 
 /// <summary>

@@ -54,11 +54,11 @@ public sealed class FeedGrpcService : FeedService.FeedServiceBase
         }
 
         RequireReady();
-        var subscription = _registry.TryAdd(userId);
+        var subscription = _registry.TryAdd(userId, out var refusal);
         if (subscription is null)
         {
             _metrics.SubscriptionRefused();
-            throw new RpcException(new Status(StatusCode.ResourceExhausted, "this user already holds the maximum number of concurrent subscriptions; close one before opening another"));
+            throw new RpcException(new Status(StatusCode.ResourceExhausted, refusal!));
         }
 
         try
@@ -93,11 +93,11 @@ public sealed class FeedGrpcService : FeedService.FeedServiceBase
             }
         }
 
-        var subscription = _registry.TryAdd(range);
+        var subscription = _registry.TryAdd(range, out var refusal);
         if (subscription is null)
         {
             _metrics.SubscriptionRefused();
-            throw new RpcException(new Status(StatusCode.ResourceExhausted, "this edge already serves its maximum of partition subscriptions (Edge:MaxPartitionSubscriptions); close one or use another instance"));
+            throw new RpcException(new Status(StatusCode.ResourceExhausted, refusal!));
         }
 
         try

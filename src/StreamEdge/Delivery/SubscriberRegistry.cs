@@ -40,14 +40,20 @@ public sealed class SubscriberRegistry
     /// <summary>Open subscriptions of both kinds.</summary>
     public int Count => Volatile.Read(ref _count);
 
-    /// <summary>Registers a subscription to a user's feed, or returns null when the user already holds the maximum.</summary>
-    public Subscription<FeedEvent>? TryAdd(string userId)
+    /// <summary>
+    /// Registers a subscription to a user's feed, or returns null (with why) when the user or the process already
+    /// holds its maximum.
+    /// </summary>
+    public Subscription<FeedEvent>? TryAdd(string userId, out string? refusal)
     {
         var options = _options.CurrentValue;
         lock (_gate)
         {
             var current = _byUser.GetValueOrDefault(userId, []);
-            if (current.Length >= options.MaxSubscriptionsPerUser)
+            refusal = current.Length >= options.MaxSubscriptionsPerUser
+                ? $"this user already holds the maximum of {options.MaxSubscriptionsPerUser} concurrent subscriptions (Edge:MaxSubscriptionsPerUser); close one before opening another"
+                : ProcessFull(options);
+            if (refusal is not null)
             {
                 return null;
             }
@@ -87,13 +93,16 @@ public sealed class SubscriberRegistry
         }
     }
 
-    /// <summary>Registers a service subscription to a partition range, or returns null at the process-wide maximum.</summary>
-    public PartitionSubscription? TryAdd(PartitionRange range)
+    /// <summary>Registers a service subscription to a partition range, or returns null (with why) at a process-wide maximum.</summary>
+    public PartitionSubscription? TryAdd(PartitionRange range, out string? refusal)
     {
         var options = _options.CurrentValue;
         lock (_gate)
         {
-            if (_partitionSubscriptions.Length >= options.MaxPartitionSubscriptions)
+            refusal = _partitionSubscriptions.Length >= options.MaxPartitionSubscriptions
+                ? $"this edge already serves its maximum of {options.MaxPartitionSubscriptions} partition subscriptions (Edge:MaxPartitionSubscriptions); close one or use another instance"
+                : ProcessFull(options);
+            if (refusal is not null)
             {
                 return null;
             }
@@ -224,6 +233,11 @@ public sealed class SubscriberRegistry
             _metrics.Dropped(DropReasons.SubscriberOverflow);
         }
     }
+
+    private string? ProcessFull(EdgeOptions options) =>
+        _count >= options.MaxSubscriptions
+            ? $"this edge process already holds its maximum of {options.MaxSubscriptions} subscriptions (Edge:MaxSubscriptions); retry on another instance"
+            : null;
 
     private void Added()
     {

@@ -30,7 +30,8 @@ internal sealed class TopologyHarness : IDisposable
         options.StateDir = _stateDir;
         Metrics = new ProcessorMetrics();
         var config = FeedProcessorService.StreamConfigFor(options, new ClientConfig { BootstrapServers = "unused:9092" });
-        _driver = new TopologyTestDriver(FeedTopology.Build(options, Metrics), config);
+        // The test driver's offsets are not positions (see skipRedeliveries); SourcePositionsTests cover the guard.
+        _driver = new TopologyTestDriver(FeedTopology.Build(options, Metrics, skipRedeliveries: false), config);
 
         var bytes = new ByteArraySerDes();
         _follows = _driver.CreateInputTopic(FeedTopics.Follows, bytes, bytes);

@@ -1,0 +1,114 @@
+using Confluent.Kafka;
+using Microsoft.Extensions.Options;
+using Pipeline.Kafka;
+using Streamiz.Kafka.Net;
+
+namespace Pipeline.Processor;
+
+/// <summary>
+/// Liveness: Streamiz can stay RUNNING while processing nothing (seen after the broker went away and came back:
+/// its stream thread retries a transaction commit forever). Every few seconds the watchdog compares the input
+/// topics' end offsets with the processor's progress counters; when input keeps arriving but nothing has been
+/// processed for <see cref="ProcessorOptions.StallTimeout"/>, it stops the process with exit code 1 so that the
+/// supervisor restarts it — from committed state, as after any crash.
+/// </summary>
+public sealed partial class ProgressWatchdog : BackgroundService
+{
+    private static readonly TimeSpan Interval = TimeSpan.FromSeconds(5);
+
+    private readonly FeedProcessorService _processor;
+    private readonly ProcessorMetrics _metrics;
+    private readonly ClientConfig _clientConfig;
+    private readonly TimeSpan _stallTimeout;
+    private readonly ILogger<ProgressWatchdog> _logger;
+    private readonly TimeProvider _clock;
+
+    public ProgressWatchdog(FeedProcessorService processor, ProcessorMetrics metrics, IOptions<ClientConfig> clientConfig, IOptions<ProcessorOptions> options, ILogger<ProgressWatchdog> logger, TimeProvider? clock = null)
+    {
+        _processor = processor;
+        _metrics = metrics;
+        _clientConfig = clientConfig.Value;
+        _stallTimeout = options.Value.StallTimeout;
+        _logger = logger;
+        _clock = clock ?? TimeProvider.System;
+    }
+
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        _stallTimeout <= TimeSpan.Zero ? Task.CompletedTask : Task.Factory.StartNew(() => Watch(stoppingToken), stoppingToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+
+    private void Watch(CancellationToken stoppingToken)
+    {
+        using var consumer = new ConsumerBuilder<Ignore, Ignore>(new ConsumerConfig(_clientConfig.Copy()) { GroupId = "feed-processor-watchdog" })
+            .SetLogHandler((_, _) => { })
+            .Build();
+        using var admin = new AdminClientBuilder(new AdminClientConfig(_clientConfig.Copy())).SetLogHandler((_, _) => { }).Build();
+        var progress = new StallDetector(_stallTimeout);
+        while (!stoppingToken.WaitHandle.WaitOne(Interval))
+        {
+            if (_processor.State != KafkaStream.State.RUNNING)
+            {
+                progress.Reset();
+                continue;
+            }
+
+            long inputEnd;
+            try
+            {
+                inputEnd = InputEndOffsets(admin, consumer);
+            }
+            catch (KafkaException)
+            {
+                // The broker is unreachable: nothing to judge the processor against right now.
+                continue;
+            }
+
+            if (progress.IsStalled(_clock.GetUtcNow(), Processed(), inputEnd))
+            {
+                LogStalled(_logger, _stallTimeout.TotalSeconds);
+                _processor.AbandonAfterStall();
+                return;
+            }
+        }
+    }
+
+    private long Processed() => _metrics.PostsIn + _metrics.FollowsIn + _metrics.DeadLetters + _metrics.RedeliveriesSkipped + _metrics.FeedUpdatesOut;
+
+    private static long InputEndOffsets(IAdminClient admin, IConsumer<Ignore, Ignore> consumer)
+    {
+        var metadata = admin.GetMetadata(TimeSpan.FromSeconds(5));
+        long end = 0;
+        foreach (var topic in metadata.Topics.Where(t => t.Topic is FeedTopics.Posts or FeedTopics.Follows))
+        {
+            foreach (var partition in topic.Partitions)
+            {
+                end += consumer.QueryWatermarkOffsets(new TopicPartition(topic.Topic, partition.PartitionId), TimeSpan.FromSeconds(5)).High.Value;
+            }
+        }
+
+        return end;
+    }
+
+    [LoggerMessage(Level = LogLevel.Critical, Message = "The processor is RUNNING but has processed nothing for {Seconds} s while new input arrived; stopping with exit code 1 so that it restarts from committed state (Processor:StallTimeout)")]
+    private static partial void LogStalled(ILogger logger, double seconds);
+}
+
+/// <summary>The watchdog's rule, apart from Kafka: stalled when input grew but the processed count has not moved for the timeout.</summary>
+public sealed class StallDetector(TimeSpan timeout)
+{
+    private long _processed = -1;
+    private long _inputAtProgress;
+    private DateTimeOffset _progressAt;
+
+    public void Reset() => _processed = -1;
+
+    public bool IsStalled(DateTimeOffset now, long processed, long inputEnd)
+    {
+        if (processed != _processed)
+        {
+            (_processed, _inputAtProgress, _progressAt) = (processed, inputEnd, now);
+            return false;
+        }
+
+        return inputEnd > _inputAtProgress && now - _progressAt > timeout;
+    }
+}

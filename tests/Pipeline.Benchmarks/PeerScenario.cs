@@ -1,0 +1,195 @@
+using System.Diagnostics;
+using System.Globalization;
+
+namespace Pipeline.Benchmarks;
+
+/// <summary>
+/// Our edge and its Socket.IO peer doing the same delivery job in one run. <see cref="Ours"/> is measured like the
+/// latency scenario; in <see cref="Peer"/>, EdgeCores is the socket.io server and HarnessCores the socket.io-client
+/// fleet process. Ratios are ours ÷ peer's (deliveries/s above 1 and latency below 1 favour our edge); null when the
+/// peer delivered nothing.
+/// </summary>
+public sealed record PeerResult(
+    LatencyResult Ours, LatencyResult Peer,
+    double? DeliveriesPerSecondRatio, double? P50Ratio, double? P99Ratio,
+    double EdgeMiB, double PeerServerMiB, long PeerReconnects, string PeerStack)
+{
+    public override string ToString() => string.Join(
+        Environment.NewLine,
+        "  ours: " + Report.Describe(Ours),
+        "  peer: " + Report.Describe(Peer),
+        string.Create(
+            CultureInfo.InvariantCulture,
+            $"peer     | ours ÷ Socket.IO peer: deliveries/s {Format(DeliveriesPerSecondRatio)} · p50 {Format(P50Ratio)} · p99 {Format(P99Ratio)} | memory: edge {EdgeMiB:F0} MiB ({Ours.PerConnection}/conn), socket.io server {PeerServerMiB:F0} MiB (1/conn) | peer reconnects {PeerReconnects} | {PeerStack}"));
+
+    private static string Format(double? ratio) => ratio?.ToString("F2", CultureInfo.InvariantCulture) ?? "n/a (peer delivered nothing)";
+}
+
+/// <summary>
+/// One broker and one processor; the same workload (subscribers, fan-out, posts/s, duration) first against our edge
+/// with gRPC subscribers, then — with the edge stopped — against the Socket.IO peer (socket.io server fed from
+/// feed.updates by kafkajs, socket.io-client subscribers), both reading the same feed.updates. With
+/// <c>direct</c>, no processor runs: the harness writes the feed updates to feed.updates itself
+/// (<see cref="DirectFeedUpdates"/>), so both delivery layers are measured above the processor's ≈ 2,000 updates/s.
+/// </summary>
+public static class PeerScenario
+{
+    private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(60);
+
+    public static async Task<PeerResult> RunAsync(int subscribers, int fanOut, double postsPerSecond, TimeSpan duration, int perConnection, int partitions, bool direct, string? peerDirectory, CancellationToken cancellationToken)
+    {
+        // Before any process starts: a missing Node or npm install fails the run at once with the command to run.
+        var peer = await SocketIoPeer.PrepareAsync(peerDirectory, cancellationToken);
+        var layout = PipelineLayout.Create(partitions);
+        Console.WriteLine($"peer: {subscribers} subscribers × fan-out {fanOut} @ {postsPerSecond}/s for {duration.TotalSeconds} s{(direct ? ", feed updates written directly (no processor)" : "")}, our edge then Socket.IO ({peer.PeerDirectory}); run directory {layout.RunDirectory}");
+        await using var broker = await PipelineProcesses.StartBrokerAsync(layout, cancellationToken);
+        await using var processor = direct ? null : await PipelineProcesses.StartProcessorAsync(layout, cancellationToken, Scenarios.ProcessorSettings);
+        using var workload = new FeedWorkload(layout.BootstrapServers, subscribers, fanOut);
+        using var directUpdates = direct ? new DirectFeedUpdates(layout.BootstrapServers, workload) : null;
+        using var http = new HttpClient();
+        var processorMetrics = direct ? null : $"http://127.0.0.1:{layout.ProcessorMetricsPort}/metrics/";
+        Func<TimeSpan> processorCpu = processor is null ? () => TimeSpan.Zero : processor.CpuTime;
+        Func<Task> post = directUpdates is null
+            ? () => workload.PostAsync(postsPerSecond, duration, cancellationToken)
+            : () => directUpdates.PostAsync(postsPerSecond, duration, cancellationToken);
+        Func<long> postsSent = directUpdates is null ? () => workload.PostsSent : () => directUpdates.PostsSent;
+
+        if (processorMetrics is not null)
+        {
+            await workload.FollowAllAsync(cancellationToken);
+            await WaitUntilAsync(async () => await PipelineProcesses.ScrapeAsync(http, processorMetrics, "feed_processor_follows_in_total", cancellationToken) >= subscribers, cancellationToken);
+            Console.WriteLine($"  {subscribers} follows applied");
+        }
+
+        LatencyResult ours;
+        double edgeMiB;
+        await using (var edge = await PipelineProcesses.StartEdgeAsync(layout, cancellationToken))
+        {
+            await using var fleet = new SubscriberFleet();
+            await fleet.OpenAsync($"http://127.0.0.1:{layout.GrpcPort}", [.. Enumerable.Range(0, subscribers).Select(FeedWorkload.User)], perConnection, cancellationToken);
+            Console.WriteLine($"  ours: {subscribers} gRPC subscribers live on {Math.Ceiling(subscribers / (double)perConnection)} connections; posting");
+
+            var cpu = new CpuWindow(broker.CpuTime, processorCpu, edge.CpuTime, () => Process.GetCurrentProcess().TotalProcessorTime);
+            var counts = await ProcessorCounts.ReadAsync(http, processorMetrics, cancellationToken);
+            var started = DateTime.UtcNow;
+            await post();
+            var expected = postsSent() * fanOut;
+            var drainDeadline = DateTime.UtcNow + DrainTimeout;
+            while (fleet.Deliveries + fleet.Duplicates < expected && DateTime.UtcNow < drainDeadline)
+            {
+                await Task.Delay(100, cancellationToken);
+            }
+
+            var cores = cpu.Cores();
+            var window = (fleet.LastDelivery - started).TotalSeconds;
+            var (processorIn, processorOut) = await counts.RatesSinceAsync(window);
+            edgeMiB = edge.PrivateBytes() / 1024.0 / 1024.0;
+            var h = fleet.Latency;
+            ours = new LatencyResult(
+                subscribers, fanOut, postsPerSecond, duration.TotalSeconds, perConnection,
+                postsSent(), expected, fleet.Deliveries, fleet.Gaps, fleet.Duplicates,
+                Ms(h.GetValueAtPercentile(50)), Ms(h.GetValueAtPercentile(90)), Ms(h.GetValueAtPercentile(99)), Ms(h.GetValueAtPercentile(99.9)), Ms(h.GetValueAtPercentile(100)),
+                window > 0 ? fleet.Deliveries / window : 0, processorIn, processorOut,
+                cores[0], cores[1], cores[2], cores[3],
+                [.. new[] { 10.0, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.99, 100 }.Select(p => h.GetValueAtPercentile(p))]);
+            Console.WriteLine("  ours: " + Report.Describe(ours));
+        }
+
+        // The edge is stopped: during the peer's turn only the broker, the processor and the peer's processes run.
+        var postsBefore = postsSent();
+        var (server, port) = await peer.StartServerAsync(layout.BootstrapServers, layout.RunDirectory, cancellationToken);
+        await using (server)
+        {
+            await using var fleet = await peer.StartFleetAsync(port, subscribers, workload.Authors, postsBefore, duration, DrainTimeout, layout.RunDirectory, cancellationToken);
+            Console.WriteLine($"  peer: {subscribers} socket.io-client subscribers live, one WebSocket each; posting");
+
+            var cpu = new CpuWindow(broker.CpuTime, processorCpu, server.CpuTime);
+            var counts = await ProcessorCounts.ReadAsync(http, processorMetrics, cancellationToken);
+            var started = DateTime.UtcNow;
+            await fleet.SendAsync("start");
+            await post();
+            var expected = (postsSent() - postsBefore) * fanOut;
+            await fleet.SendAsync(string.Create(CultureInfo.InvariantCulture, $"expect {expected}"));
+            var summary = await SocketIoPeer.ReadSummaryAsync(fleet, DrainTimeout + TimeSpan.FromSeconds(30), cancellationToken);
+
+            var cores = cpu.Cores();
+            var window = (summary.LastDeliveryUnixMs - (started - DateTime.UnixEpoch).TotalMilliseconds) / 1000;
+            var (processorIn, processorOut) = await counts.RatesSinceAsync(window);
+            var serverMiB = server.PrivateBytes() / 1024.0 / 1024.0;
+            var peerResult = new LatencyResult(
+                subscribers, fanOut, postsPerSecond, duration.TotalSeconds, 1,
+                postsSent() - postsBefore, expected, summary.Deliveries, summary.Gaps, summary.Duplicates,
+                summary.P50Ms, summary.P90Ms, summary.P99Ms, summary.P999Ms, summary.MaxMs,
+                window > 0 ? summary.Deliveries / window : 0, processorIn, processorOut,
+                cores[0], cores[1], cores[2], summary.CoresUsed,
+                summary.HistogramPercentilesUs);
+            Console.WriteLine("  peer: " + Report.Describe(peerResult) + $" | client ended: {summary.Reason}");
+
+            return new PeerResult(
+                ours, peerResult,
+                Ratio(ours.DeliveriesPerSecond, peerResult.DeliveriesPerSecond), Ratio(ours.P50Ms, peerResult.P50Ms), Ratio(ours.P99Ms, peerResult.P99Ms),
+                edgeMiB, serverMiB, summary.Reconnects, summary.Stack);
+        }
+    }
+
+    private static double? Ratio(double ours, double peer) => peer > 0 ? ours / peer : null;
+
+    private static double Ms(long microseconds) => microseconds / 1000.0;
+
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition, CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(TimeSpan.FromMinutes(5));
+        while (!await condition())
+        {
+            await Task.Delay(100, timeout.Token);
+        }
+    }
+
+    /// <summary>Cores used by each process since construction: CPU time over wall time.</summary>
+    private sealed class CpuWindow
+    {
+        private readonly Func<TimeSpan>[] _cpuTimes;
+        private readonly TimeSpan[] _start;
+        private readonly Stopwatch _wall = Stopwatch.StartNew();
+
+        public CpuWindow(params Func<TimeSpan>[] cpuTimes)
+        {
+            _cpuTimes = cpuTimes;
+            _start = [.. cpuTimes.Select(cpu => cpu())];
+        }
+
+        public double[] Cores()
+        {
+            var wall = _wall.Elapsed.TotalSeconds;
+            return [.. _cpuTimes.Select((cpu, i) => (cpu() - _start[i]).TotalSeconds / wall)];
+        }
+    }
+
+    /// <summary>The processor's posts-in and updates-out counters at one moment, to turn into rates over a window.</summary>
+    private sealed class ProcessorCounts(HttpClient http, string? url, double postsIn, double updatesOut, CancellationToken cancellationToken)
+    {
+        /// <summary>Reads the counters; without a processor (<paramref name="url"/> null) every rate is 0.</summary>
+        public static async Task<ProcessorCounts> ReadAsync(HttpClient http, string? url, CancellationToken cancellationToken) =>
+            url is null
+                ? new(http, null, 0, 0, cancellationToken)
+                : new(
+                    http,
+                    url,
+                    await PipelineProcesses.ScrapeAsync(http, url, "feed_processor_posts_in_total", cancellationToken),
+                    await PipelineProcesses.ScrapeAsync(http, url, "feed_processor_feed_updates_out_total", cancellationToken),
+                    cancellationToken);
+
+        public async Task<(double PostsIn, double UpdatesOut)> RatesSinceAsync(double seconds)
+        {
+            if (url is null)
+            {
+                return (0, 0);
+            }
+
+            var postsInNow = await PipelineProcesses.ScrapeAsync(http, url, "feed_processor_posts_in_total", cancellationToken);
+            var updatesOutNow = await PipelineProcesses.ScrapeAsync(http, url, "feed_processor_feed_updates_out_total", cancellationToken);
+            return seconds > 0 ? ((postsInNow - postsIn) / seconds, (updatesOutNow - updatesOut) / seconds) : (0, 0);
+        }
+    }
+}

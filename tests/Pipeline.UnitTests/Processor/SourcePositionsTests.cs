@@ -1,0 +1,83 @@
+using System.Reflection;
+using Confluent.Kafka;
+using Pipeline.Processor;
+using Pipeline.Processor.Topology;
+using Streamiz.Kafka.Net.State;
+
+namespace Pipeline.UnitTests.Processor;
+
+public sealed class SourcePositionsTests
+{
+    [Fact]
+    public void Redelivered_RecordsAreSkipped_NewOnesAdmitted_PerTopic()
+    {
+        var metrics = new ProcessorMetrics();
+        var positions = new SourcePositions(MemoryStore.Create(), metrics);
+
+        Assert.True(positions.Admit(At("social.posts", 0)));
+        Assert.True(positions.Admit(At("social.posts", 1)));
+        Assert.True(positions.Admit(At("social.posts", 5)));      // gaps (transaction markers, compaction) are fine
+        Assert.True(positions.Admit(At("follows-repartition", 0))); // each source topic has its own position
+
+        // Committed offsets were lost: the consumer re-reads from the start; everything applied is skipped.
+        Assert.False(positions.Admit(At("social.posts", 0)));
+        Assert.False(positions.Admit(At("social.posts", 5)));
+        Assert.False(positions.Admit(At("follows-repartition", 0)));
+        Assert.True(positions.Admit(At("social.posts", 6)));
+        Assert.Equal(3, metrics.RedeliveriesSkipped);
+    }
+
+    [Fact]
+    public void WithoutAStore_EverythingIsAdmitted()
+    {
+        var positions = new SourcePositions(null, new ProcessorMetrics());
+
+        Assert.True(positions.Admit(At("social.posts", 3)));
+        Assert.True(positions.Admit(At("social.posts", 3)));
+    }
+
+    private static TopicPartitionOffset At(string topic, long offset) => new(topic, 0, offset);
+
+    /// <summary>A key-value store with just Get and Put, as SourcePositions uses it; any other member throws.</summary>
+    public class MemoryStore : DispatchProxy
+    {
+        private readonly Dictionary<string, long> _values = [];
+
+        public static IKeyValueStore<string, long> Create() => DispatchProxy.Create<IKeyValueStore<string, long>, MemoryStore>();
+
+        protected override object? Invoke(MethodInfo? targetMethod, object?[]? args) => targetMethod?.Name switch
+        {
+            "Get" => _values.GetValueOrDefault((string)args![0]!),
+            "Put" => _values[(string)args![0]!] = (long)args[1]!,
+            _ => throw new NotSupportedException(targetMethod?.Name),
+        };
+    }
+}
+
+public sealed class StallDetectorTests
+{
+    private static readonly DateTimeOffset Start = new(2026, 11, 28, 0, 0, 0, TimeSpan.Zero);
+
+    [Fact]
+    public void Stalled_OnlyWhenInputGrewAndNothingWasProcessedForTheTimeout()
+    {
+        var detector = new StallDetector(TimeSpan.FromSeconds(30));
+
+        Assert.False(detector.IsStalled(Start, processed: 10, inputEnd: 100));
+        Assert.False(detector.IsStalled(Start.AddSeconds(60), processed: 10, inputEnd: 100)); // idle: no new input
+        Assert.True(detector.IsStalled(Start.AddSeconds(70), processed: 10, inputEnd: 120));   // input grew, no progress for 70 s
+        Assert.False(detector.IsStalled(Start.AddSeconds(75), processed: 11, inputEnd: 130));  // progress resets the clock
+        Assert.False(detector.IsStalled(Start.AddSeconds(100), processed: 11, inputEnd: 140)); // 25 s: within the timeout
+        Assert.True(detector.IsStalled(Start.AddSeconds(106), processed: 11, inputEnd: 140));
+    }
+
+    [Fact]
+    public void Reset_StartsOver()
+    {
+        var detector = new StallDetector(TimeSpan.FromSeconds(30));
+        detector.IsStalled(Start, 5, 50);
+        detector.Reset();
+
+        Assert.False(detector.IsStalled(Start.AddSeconds(100), 5, 90));
+    }
+}
