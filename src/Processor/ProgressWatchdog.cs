@@ -56,11 +56,14 @@ public sealed partial class ProgressWatchdog : BackgroundService
             {
                 inputEnd = InputEndOffsets(admin, consumer);
             }
-            catch (KafkaException)
+            catch (KafkaException ex)
             {
                 // The broker is unreachable: nothing to judge the processor against right now.
+                LogNoInputOffsets(_logger, ex.Error.Reason);
                 continue;
             }
+
+            LogCheck(_logger, Processed(), inputEnd);
 
             if (progress.IsStalled(_clock.GetUtcNow(), Processed(), inputEnd))
             {
@@ -87,6 +90,12 @@ public sealed partial class ProgressWatchdog : BackgroundService
 
         return end;
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Stall watchdog: could not read the input topics' end offsets ({Reason}); skipping this check")]
+    private static partial void LogNoInputOffsets(ILogger logger, string reason);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Stall watchdog: {Processed} records processed, input end offsets sum to {InputEnd}")]
+    private static partial void LogCheck(ILogger logger, long processed, long inputEnd);
 
     [LoggerMessage(Level = LogLevel.Critical, Message = "The processor is RUNNING but has processed nothing for {Seconds} s while new input arrived; stopping with exit code 1 so that it restarts from committed state (Processor:StallTimeout)")]
     private static partial void LogStalled(ILogger logger, double seconds);

@@ -53,6 +53,8 @@ public static class FaultScenarios
     /// A short session timeout for scenarios that kill processors: the group coordinator hands a dead member's
     /// partitions on only when its session expires (45 s by default), and a restarted instance waits for that.
     /// </summary>
+    private const string MockFencing = "the embedded broker (librdkafka's mock) does not fence a crashed transactional producer: its successor, with the same transactional.id, inherits the open transaction and commits the dead process's partial writes (a real broker aborts them); exactly-once across SIGKILL needs a real cluster (docs/reliability.md)";
+
     private static readonly Dictionary<string, string> FastRejoin = new() { ["Processor__SessionTimeoutMs"] = "6000" };
 
     public static IReadOnlyDictionary<string, Func<BatterySize, CancellationToken, Task<ScenarioResult>>> All { get; } =
@@ -61,7 +63,8 @@ public static class FaultScenarios
             ["processor-restart-eos"] = (size, ct) => ProcessorRestartsAsync(size, ExactlyOnce, kill: false, ct),
             ["processor-kill-eos"] = (size, ct) => ProcessorRestartsAsync(size, ExactlyOnce, kill: true, ct),
             ["processor-kill-alo"] = (size, ct) => ProcessorRestartsAsync(size, AtLeastOnce, kill: true, ct),
-            ["two-processors"] = TwoProcessorsAsync,
+            ["two-processors"] = (size, ct) => TwoProcessorsAsync(size, kill: false, ct),
+            ["two-processors-kill"] = (size, ct) => TwoProcessorsAsync(size, kill: true, ct),
             ["state-wipe"] = StateWipeAsync,
             ["broker-faults"] = BrokerFaultsAsync,
             ["edge-restart"] = EdgeRestartAsync,
@@ -112,7 +115,7 @@ public static class FaultScenarios
         // de-duplication state and its output are not written atomically, so a crash can repeat or drop updates.
         var reportedOnly = (kill, guarantee) switch
         {
-            (true, ExactlyOnce) => "the embedded broker (librdkafka's mock) does not fence a crashed transactional producer: its successor, with the same transactional.id, inherits the open transaction and commits the dead process's partial writes (a real broker aborts them); exactly-once across SIGKILL needs a real cluster (docs/reliability.md)",
+            (true, ExactlyOnce) => MockFencing,
             (true, _) => "at-least-once is reported, not held: see docs/reliability.md",
             _ => null,
         };
@@ -128,10 +131,11 @@ public static class FaultScenarios
             reportedOnly);
     }
 
-    /// <summary>Two processor instances share the partitions; one is killed and restarted repeatedly.</summary>
-    public static async Task<ScenarioResult> TwoProcessorsAsync(BatterySize size, CancellationToken cancellationToken)
+    /// <summary>Two processor instances share the partitions; one is stopped (or killed) and restarted repeatedly.</summary>
+    public static async Task<ScenarioResult> TwoProcessorsAsync(BatterySize size, bool kill, CancellationToken cancellationToken)
     {
-        await using var stack = await BatteryDeployment.StartAsync("two-processors", size.Partitions, size.Shape, cancellationToken);
+        var name = kill ? "two-processors-kill" : "two-processors";
+        await using var stack = await BatteryDeployment.StartAsync(name, size.Partitions, size.Shape, cancellationToken);
         await stack.AddProcessorAsync(ExactlyOnce, cancellationToken, FastRejoin);
         var second = await stack.AddProcessorAsync(ExactlyOnce, cancellationToken, FastRejoin);
         await stack.SeedAsync(cancellationToken);
@@ -143,7 +147,15 @@ public static class FaultScenarios
                 for (var bounce = 0; bounce < size.Bounces; bounce++)
                 {
                     await Task.Delay(3000, cancellationToken);
-                    await second.KillAsync();
+                    if (kill)
+                    {
+                        await second.KillAsync();
+                    }
+                    else
+                    {
+                        await second.StopAsync();
+                    }
+
                     await Task.Delay(8000, cancellationToken); // the survivor takes the partitions over
                     restarts.Add(await second.StartAsync(cancellationToken));
                 }
@@ -153,14 +165,15 @@ public static class FaultScenarios
         var settle = await stack.SettleAsync(cancellationToken);
         var feeds = stack.VerifyFeeds();
         return new ScenarioResult(
-            "two-processors",
-            $"{size.Bounces} × SIGKILL of one of two instances, restarted after its partitions moved",
+            name,
+            $"{size.Bounces} × {(kill ? "SIGKILL" : "SIGTERM")} of one of two instances, restarted after its partitions moved",
             stack.Workload.RecordsIn,
             feeds,
             $"rejoin median {Format.Seconds(Median(restarts))}; all applied {Format.Seconds(settle)} after the last rejoin",
             stack.UnexpectedExits,
             feeds.Exact && stack.UnexpectedExits == 0,
-            "");
+            Examples(feeds),
+            kill ? MockFencing : null);
     }
 
     /// <summary>The processor killed and its state directory deleted before the restart: stores restore from changelogs.</summary>
