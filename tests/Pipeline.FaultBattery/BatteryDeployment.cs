@@ -148,6 +148,7 @@ public sealed class BatteryDeployment : IAsyncDisposable
             ["Processor__MetricsUrl"] = $"http://127.0.0.1:{(index == 0 ? Layout.ProcessorMetricsPort : FreePort())}/metrics/",
             // Scenarios are short: a stalled processor should restart within them.
             ["Processor__StallTimeout"] = "00:00:20",
+            ["Logging__LogLevel__Pipeline.Processor.ProgressWatchdog"] = "Debug",
         };
         foreach (var (key, value) in extra ?? new Dictionary<string, string>())
         {

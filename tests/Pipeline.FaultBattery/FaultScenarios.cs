@@ -55,6 +55,8 @@ public static class FaultScenarios
     /// </summary>
     private const string MockFencing = "the embedded broker (librdkafka's mock) does not fence a crashed transactional producer: its successor, with the same transactional.id, inherits the open transaction and commits the dead process's partial writes (a real broker aborts them); exactly-once across SIGKILL needs a real cluster (docs/reliability.md)";
 
+    private const string BrokerDownStall = "in some runs, after the embedded broker comes back, input stops reaching it (the input topics' end offsets freeze while the processor has applied everything up to them), so the run cannot settle; under investigation (docs/reliability.md)";
+
     private static readonly Dictionary<string, string> FastRejoin = new() { ["Processor__SessionTimeoutMs"] = "6000" };
 
     public static IReadOnlyDictionary<string, Func<BatterySize, CancellationToken, Task<ScenarioResult>>> All { get; } =
@@ -66,7 +68,8 @@ public static class FaultScenarios
             ["two-processors"] = (size, ct) => TwoProcessorsAsync(size, kill: false, ct),
             ["two-processors-kill"] = (size, ct) => TwoProcessorsAsync(size, kill: true, ct),
             ["state-wipe"] = StateWipeAsync,
-            ["broker-faults"] = BrokerFaultsAsync,
+            ["broker-faults"] = (size, ct) => BrokerFaultsAsync(size, brokerDown: false, ct),
+            ["broker-down"] = (size, ct) => BrokerFaultsAsync(size, brokerDown: true, ct),
             ["edge-restart"] = EdgeRestartAsync,
             ["malformed"] = MalformedAsync,
             ["churn-flood"] = ChurnAndFloodAsync,
@@ -208,10 +211,11 @@ public static class FaultScenarios
             "");
     }
 
-    /// <summary>Request errors, added latency and the broker down and up, with the processor and the edge attached.</summary>
-    public static async Task<ScenarioResult> BrokerFaultsAsync(BatterySize size, CancellationToken cancellationToken)
+    /// <summary>Request errors and added latency (or the broker down and up), with the processor and the edge attached.</summary>
+    public static async Task<ScenarioResult> BrokerFaultsAsync(BatterySize size, bool brokerDown, CancellationToken cancellationToken)
     {
-        await using var stack = await BatteryDeployment.StartAsync("broker-faults", size.Partitions, size.Shape, cancellationToken);
+        var name = brokerDown ? "broker-down" : "broker-faults";
+        await using var stack = await BatteryDeployment.StartAsync(name, size.Partitions, size.Shape, cancellationToken);
         await stack.AddProcessorAsync(ExactlyOnce, cancellationToken);
         await stack.StartEdgeAsync(cancellationToken);
         await stack.SeedAsync(cancellationToken);
@@ -223,12 +227,9 @@ public static class FaultScenarios
         // 15 COORDINATOR_NOT_AVAILABLE are what clients see during a leader election or a coordinator move.
         string[] script = Environment.GetEnvironmentVariable("FAULT_BATTERY_BROKER_SCRIPT") is { Length: > 0 } custom
             ? custom.Split(',', StringSplitOptions.TrimEntries)
-            :
-            [
-                "errors 0 6 10", "errors 1 6 10", "errors 28 15 3", "errors 8 15 3",
-                "rtt -1 300", "pause 3000", "rtt -1 0",
-                "down -1", "pause 3000", "up -1", "pause 1000",
-            ];
+            : brokerDown
+                ? ["down -1", "pause 3000", "up -1", "pause 1000"]
+                : ["errors 0 6 10", "errors 1 6 10", "errors 28 15 3", "errors 8 15 3", "rtt -1 300", "pause 3000", "rtt -1 0", "pause 1000"];
         var faults = Task.Run(
             async () =>
             {
@@ -256,14 +257,15 @@ public static class FaultScenarios
         var delivered = subscribers.Verify(stack.Log.Snapshot());
         var edgeSurvived = stack.Edge is { HasExited: false } edge && edge.Id == edgePid;
         return new ScenarioResult(
-            "broker-faults",
-            "produce/fetch/commit errors, +300 ms RTT for 3 s, broker down 3 s",
+            name,
+            brokerDown ? "broker down 3 s, then up" : "produce/fetch/commit errors, +300 ms RTT for 3 s",
             stack.Workload.RecordsIn,
             feeds,
             $"all applied and delivered {Format.Seconds(settle)} after the broker came back",
             stack.UnexpectedExits,
             feeds.Exact && delivered.Exact && stack.UnexpectedExits == 0 && edgeSurvived,
-            $"{subscribers.Clients.Count} subscribers: {Describe(delivered)}; {subscribers.Resumes} resumes; edge {(edgeSurvived ? "stayed up" : "RESTARTED")}; {stack.WatchdogRestarts} processor restarts by its stall watchdog" + Examples(feeds));
+            $"{subscribers.Clients.Count} subscribers: {Describe(delivered)}; {subscribers.Resumes} resumes; edge {(edgeSurvived ? "stayed up" : "RESTARTED")}; {stack.WatchdogRestarts} processor restarts by its stall watchdog" + Examples(feeds),
+            brokerDown ? BrokerDownStall : null);
     }
 
     /// <summary>The edge restarted (SIGTERM, start) while thousands of subscribers are attached and posts flow.</summary>
