@@ -16,7 +16,8 @@ public sealed record PipelineLayout(int KafkaPort, int GrpcPort, int WebPort, in
         return new PipelineLayout(FreePort(), FreePort(), FreePort(), FreePort(), partitions, run);
     }
 
-    private static int FreePort()
+    /// <summary>A loopback port free right now.</summary>
+    public static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();

@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using System.Text.Json;
 
 namespace Pipeline.Benchmarks;
@@ -56,7 +54,7 @@ public sealed class SocketIoPeer
     /// <summary>Starts server.js on a free loopback port and waits for its "peer ready" line.</summary>
     public async Task<(ServiceProcess Server, int Port)> StartServerAsync(string bootstrapServers, string runDirectory, CancellationToken cancellationToken)
     {
-        var port = FreePort();
+        var port = PipelineLayout.FreePort();
         var server = ServiceProcess.StartProgram(
             "peer-server",
             "node",
@@ -137,13 +135,6 @@ public sealed class SocketIoPeer
         {
             return (-1, $"{fileName} not found: {ex.Message}");
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }
 

@@ -17,6 +17,9 @@ public sealed class ProcessorNode(string name, PipelineLayout layout, IReadOnlyD
 
     public string MetricsUrl => settings["Processor__MetricsUrl"];
 
+    /// <summary>SIGKILL (a crash) or SIGTERM (a graceful stop, as an orchestrator's).</summary>
+    public Task BringDownAsync(bool kill) => kill ? KillAsync() : StopAsync();
+
     /// <summary>Exits the battery did not cause (each is restarted, as an orchestrator would, and reported).</summary>
     public int UnexpectedExits { get; private set; }
 
@@ -145,7 +148,7 @@ public sealed class BatteryDeployment : IAsyncDisposable
             ["Processor__Guarantee"] = guarantee,
             ["Processor__FeedSize"] = "100000",
             ["Processor__StateDir"] = Path.Combine(Layout.RunDirectory, $"processor-{index}-state"),
-            ["Processor__MetricsUrl"] = $"http://127.0.0.1:{(index == 0 ? Layout.ProcessorMetricsPort : FreePort())}/metrics/",
+            ["Processor__MetricsUrl"] = $"http://127.0.0.1:{(index == 0 ? Layout.ProcessorMetricsPort : PipelineLayout.FreePort())}/metrics/",
             // Scenarios are short: a stalled processor should restart within them.
             ["Processor__StallTimeout"] = "00:00:20",
             ["Logging__LogLevel__Pipeline.Processor.ProgressWatchdog"] = "Debug",
@@ -354,13 +357,6 @@ public sealed class BatteryDeployment : IAsyncDisposable
         {
             await processor.ReviveAsync(cancellationToken);
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 }
 

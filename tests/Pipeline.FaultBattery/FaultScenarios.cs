@@ -97,14 +97,7 @@ public static class FaultScenarios
                 for (var fault = 0; fault < size.Kills; fault++)
                 {
                     await Task.Delay(random.Next(500, 3000), cancellationToken);
-                    if (kill)
-                    {
-                        await processor.KillAsync();
-                    }
-                    else
-                    {
-                        await processor.StopAsync();
-                    }
+                    await processor.BringDownAsync(kill);
 
                     restarts.Add(await processor.StartAsync(cancellationToken));
                 }
@@ -150,14 +143,7 @@ public static class FaultScenarios
                 for (var bounce = 0; bounce < size.Bounces; bounce++)
                 {
                     await Task.Delay(3000, cancellationToken);
-                    if (kill)
-                    {
-                        await second.KillAsync();
-                    }
-                    else
-                    {
-                        await second.StopAsync();
-                    }
+                    await second.BringDownAsync(kill);
 
                     await Task.Delay(8000, cancellationToken); // the survivor takes the partitions over
                     restarts.Add(await second.StartAsync(cancellationToken));

@@ -1,4 +1,5 @@
 using Feed.V1;
+using Google.Protobuf;
 
 namespace Pipeline.StreamEdge.Delivery;
 
@@ -7,6 +8,26 @@ public static class FeedEvents
 {
     /// <summary>The scope partition cursors are bound to; '*' is not allowed in user ids, so no user cursor matches it.</summary>
     public const string PartitionScope = "*partitions";
+
+    /// <summary>
+    /// Parses a feed.updates record; false (with the reason) for one no subscriber can be given: not a FeedUpdate,
+    /// or without a recipient.
+    /// </summary>
+    public static bool TryParse(byte[]? value, out FeedUpdate update, out string reason)
+    {
+        try
+        {
+            update = FeedUpdate.Parser.ParseFrom(value ?? []);
+        }
+        catch (InvalidProtocolBufferException ex)
+        {
+            (update, reason) = (null!, ex.Message);
+            return false;
+        }
+
+        reason = string.IsNullOrEmpty(update.RecipientId) ? "no recipient_id" : "";
+        return reason.Length == 0;
+    }
 
     /// <summary>The event of a user's stream (its cursor is set per user by the caller).</summary>
     public static FeedEvent ToFeedEvent(FeedUpdate update)

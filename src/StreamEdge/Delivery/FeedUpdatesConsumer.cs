@@ -1,6 +1,5 @@
 using Confluent.Kafka;
 using Feed.V1;
-using Google.Protobuf;
 using Microsoft.Extensions.Options;
 using Pipeline.Kafka;
 
@@ -13,8 +12,6 @@ namespace Pipeline.StreamEdge.Delivery;
 /// </summary>
 public sealed partial class FeedUpdatesConsumer : BackgroundService
 {
-    private static readonly MessageParser<FeedUpdate> Parser = FeedUpdate.Parser;
-
     private readonly ClientConfig _clientConfig;
     private readonly EdgeOptions _options;
     private readonly SubscriberRegistry _registry;
@@ -115,22 +112,10 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
     private void ApplyAndDispatch(ConsumeResult<string, byte[]> result)
     {
         var (partition, offset) = (result.Partition.Value, result.Offset.Value);
-        FeedUpdate update;
-        try
-        {
-            update = Parser.ParseFrom(result.Message.Value);
-        }
-        catch (InvalidProtocolBufferException ex)
+        if (!FeedEvents.TryParse(result.Message.Value, out var update, out var reason))
         {
             _metrics.Dropped(DropReasons.MalformedUpdate);
-            LogMalformed(_logger, partition, offset, ex.Message);
-            return;
-        }
-
-        if (string.IsNullOrEmpty(update.RecipientId))
-        {
-            _metrics.Dropped(DropReasons.MalformedUpdate);
-            LogMalformed(_logger, partition, offset, "no recipient_id");
+            LogMalformed(_logger, partition, offset, reason);
             return;
         }
 

@@ -1,7 +1,6 @@
 using System.Runtime.CompilerServices;
 using Confluent.Kafka;
 using Feed.V1;
-using Google.Protobuf;
 using Microsoft.Extensions.Options;
 using Pipeline.Kafka;
 
@@ -104,7 +103,8 @@ public sealed class PartitionReplay
                         through.Remove(partition);
                     }
 
-                    yield return new ReplayedRecord(partition, result.Offset.Value, Parse(result.Message.Value), IsReset: false);
+                    // A record the live consumer drops as malformed is replayed as nothing, too.
+                    yield return new ReplayedRecord(partition, result.Offset.Value, FeedEvents.TryParse(result.Message.Value, out var update, out _) ? update : null, IsReset: false);
                 }
             }
         }
@@ -122,20 +122,6 @@ public sealed class PartitionReplay
         {
             batch.Add(result);
             wait = TimeSpan.Zero;
-        }
-    }
-
-    /// <summary>The update, or null for a record the live consumer also drops as malformed.</summary>
-    private static FeedUpdate? Parse(byte[]? value)
-    {
-        try
-        {
-            var update = FeedUpdate.Parser.ParseFrom(value ?? []);
-            return string.IsNullOrEmpty(update.RecipientId) ? null : update;
-        }
-        catch (InvalidProtocolBufferException)
-        {
-            return null;
         }
     }
 }

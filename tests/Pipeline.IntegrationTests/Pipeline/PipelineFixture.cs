@@ -1,7 +1,5 @@
 using System.Collections.Concurrent;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using Confluent.Kafka;
 using Feed.V1;
 using Grpc.Core;
@@ -162,12 +160,7 @@ public sealed class PipelineFixture : IAsyncLifetime
         return partitions.Sum(p => consumer.QueryWatermarkOffsets(new TopicPartition(topic, p.PartitionId), TimeSpan.FromSeconds(10)).High.Value);
     }
 
-    internal static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    internal static int FreePort() => global::Pipeline.Benchmarks.PipelineLayout.FreePort();
 }
 
 [CollectionDefinition(Name)]
