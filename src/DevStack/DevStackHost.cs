@@ -86,6 +86,7 @@ public sealed class DevStackHost : IAsyncDisposable
             });
             builder.Configuration.AddInMemoryCollection(settings.Overrides);
 
+            settings.ConfigureLogging?.Invoke(builder.Logging);
             builder.AddStreamEdge();
             builder.Services.AddFeedProcessor();
             builder.Services.AddSingleton(settings);

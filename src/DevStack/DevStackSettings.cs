@@ -28,6 +28,9 @@ public sealed record DevStackSettings
 
     public TimeSpan StatusInterval { get; init; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>Extra logging set-up after the defaults (tests add a capture of recent lines here).</summary>
+    public Action<ILoggingBuilder>? ConfigureLogging { get; init; }
+
     /// <summary>Extra configuration (same keys as appsettings.json, e.g. "Processor:Guarantee") applied last.</summary>
     public IReadOnlyDictionary<string, string?> Overrides { get; init; } = new Dictionary<string, string?>();
 }

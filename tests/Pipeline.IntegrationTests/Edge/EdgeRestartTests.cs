@@ -13,6 +13,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Pipeline.DevStack;
 using Pipeline.IntegrationTests.Pipeline;
+using Pipeline.IntegrationTests.Support;
 using Pipeline.Kafka;
 using Pipeline.Kafka.Embedded;
 using Pipeline.Kafka.Topics;
@@ -39,6 +40,7 @@ public sealed class EdgeRestartTests : IAsyncLifetime
     private readonly ITestOutputHelper _output;
     private readonly string _stateDir = Path.Combine(Path.GetTempPath(), "edge-restart-tests", Guid.NewGuid().ToString("N"));
     private readonly int _grpcPort = PipelineFixture.FreePort();
+    private readonly RecentLogs _logs = new();
     private EmbeddedKafkaCluster _cluster = null!;
     private IHost _processor = null!;
     private WebApplication? _edge;
@@ -55,16 +57,14 @@ public sealed class EdgeRestartTests : IAsyncLifetime
         var builder = Host.CreateApplicationBuilder();
         builder.Configuration.AddInMemoryCollection(Settings());
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        _logs.AddTo(builder.Logging);
         builder.Services.AddFeedProcessor();
         _processor = builder.Build();
         var plan = _processor.Services.GetRequiredService<FeedTopicPlan>();
         await new TopicProvisioner(_cluster.BootstrapServers, _cluster, _processor.Services.GetRequiredService<ILogger<TopicProvisioner>>()).EnsureAsync(plan.All(), timeout.Token);
         await _processor.StartAsync(timeout.Token);
         var service = _processor.Services.GetRequiredService<FeedProcessorService>();
-        while (service.State != KafkaStream.State.RUNNING)
-        {
-            await Task.Delay(50, timeout.Token);
-        }
+        await ProcessorProbe.WaitUntilAsync(_processor.Services, _cluster.BootstrapServers, _logs, () => service.State == KafkaStream.State.RUNNING, "the processor to run", timeout.Token);
 
         await StartEdgeAsync(timeout.Token);
     }
@@ -95,10 +95,7 @@ public sealed class EdgeRestartTests : IAsyncLifetime
             }
         }
 
-        while (processorMetrics.FollowsIn < follows)
-        {
-            await Task.Delay(20, timeout.Token);
-        }
+        await ProcessorProbe.WaitUntilAsync(_processor.Services, _cluster.BootstrapServers, _logs, () => processorMetrics.FollowsIn >= follows, $"the processor to apply {follows} follows", timeout.Token);
 
         using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{_grpcPort}", new DevTokens().ChannelOptions("restart-test", service: true));
         var client = new FeedService.FeedServiceClient(channel);
@@ -214,6 +211,7 @@ public sealed class EdgeRestartTests : IAsyncLifetime
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
         builder.Configuration.AddInMemoryCollection(Settings());
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        _logs.AddTo(builder.Logging);
         builder.AddStreamEdge();
         var edge = builder.Build();
         edge.MapStreamEdge();

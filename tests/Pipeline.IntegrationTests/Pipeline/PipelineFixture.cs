@@ -7,6 +7,7 @@ using Grpc.Net.Client;
 using Grpc.Net.Client.Web;
 using Microsoft.Extensions.DependencyInjection;
 using Pipeline.DevStack;
+using Pipeline.IntegrationTests.Support;
 using Pipeline.Processor;
 using Pipeline.StreamEdge;
 using Pipeline.StreamEdge.Delivery;
@@ -34,6 +35,9 @@ public sealed class PipelineFixture : IAsyncLifetime
     private readonly ConcurrentDictionary<string, GrpcChannel> _userChannels = new();
     private DevStackHost? _stack;
     private GrpcChannel? _serviceChannel;
+
+    /// <summary>The stack's recent log lines, whatever the console level: timeouts quote them.</summary>
+    public RecentLogs Logs { get; } = new();
 
     public DevStackHost Stack => _stack ?? throw new InvalidOperationException("fixture not started");
 
@@ -71,6 +75,7 @@ public sealed class PipelineFixture : IAsyncLifetime
             WebPort = WebPort,
             Partitions = 3,
             StatusInterval = TimeSpan.Zero,
+            ConfigureLogging = Logs.AddTo,
             Overrides = new Dictionary<string, string?>
             {
                 ["Logging:LogLevel:Default"] = "Warning",
@@ -87,10 +92,7 @@ public sealed class PipelineFixture : IAsyncLifetime
 
         var processor = _stack.App.Services.GetRequiredService<FeedProcessorService>();
         var edge = _stack.App.Services.GetRequiredService<EdgeReadiness>();
-        while (processor.State != KafkaStream.State.RUNNING || !edge.IsReady)
-        {
-            await Task.Delay(50, timeout.Token);
-        }
+        await ProcessorProbe.WaitUntilAsync(_stack.App.Services, _stack.BootstrapServers, Logs, () => processor.State == KafkaStream.State.RUNNING && edge.IsReady, "the processor to run and the edge to be ready", timeout.Token);
 
         Channel = GrpcChannel.ForAddress(GrpcAddress);
         _serviceChannel = GrpcChannel.ForAddress(GrpcAddress, Tokens.ChannelOptions(ServiceCaller, service: true));
@@ -121,10 +123,7 @@ public sealed class PipelineFixture : IAsyncLifetime
     {
         var applied = Metrics.FollowsIn;
         await new IngestService.IngestServiceClient(ChannelFor(follower)).FollowAsync(new FollowRequest { FollowerId = follower, FolloweeId = followee }, cancellationToken: cancellationToken);
-        while (Metrics.FollowsIn <= applied)
-        {
-            await Task.Delay(20, cancellationToken);
-        }
+        await ProcessorProbe.WaitUntilAsync(Stack.App.Services, Stack.BootstrapServers, Logs, () => Metrics.FollowsIn > applied, $"the processor to apply {follower} → {followee}", cancellationToken);
     }
 
     /// <summary>
