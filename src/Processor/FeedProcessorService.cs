@@ -24,7 +24,11 @@ public sealed partial class FeedProcessorService : BackgroundService
     private readonly ILogger<FeedProcessorService> _logger;
     private readonly IHostApplicationLifetime _lifetime;
     private readonly ExactlyOnceStateGuard _stateGuard;
+    /// <summary>How long an abandoned processor may take to stop before the process exits regardless.</summary>
+    private static readonly TimeSpan AbandonGrace = TimeSpan.FromSeconds(20);
+
     private KafkaStream? _stream;
+    private IDisposable? _lostTasksWatch;
     private volatile bool _abandoned;
 
     public FeedProcessorService(
@@ -74,7 +78,17 @@ public sealed partial class FeedProcessorService : BackgroundService
         StreamizLogging.Use(_loggerFactory);
         _stateGuard.BeforeStart();
         var topology = FeedTopology.Build(_options, _metrics);
-        _stream = new KafkaStream(topology, StreamConfigFor(_options, _clientConfig));
+        var config = StreamConfigFor(_options, _clientConfig);
+        if (_options.Guarantee == DeliveryGuarantee.ExactlyOnce)
+        {
+            _lostTasksWatch = StreamizLogging.WatchForLostTasks(config.ClientId, () =>
+            {
+                LogLostTasks(_logger);
+                Abandon();
+            });
+        }
+
+        _stream = new KafkaStream(topology, config);
         _stream.StateChanged += (previous, current) =>
         {
             State = current;
@@ -95,6 +109,7 @@ public sealed partial class FeedProcessorService : BackgroundService
     public override async Task StopAsync(CancellationToken cancellationToken)
     {
         await base.StopAsync(cancellationToken);
+        _lostTasksWatch?.Dispose();
 
         // Dispose closes the stream threads: commits, flushes the producer and leaves the group cleanly.
         if (_stream is not null)
@@ -108,16 +123,30 @@ public sealed partial class FeedProcessorService : BackgroundService
     }
 
     /// <summary>
-    /// The stream made no progress (see <see cref="ProgressWatchdog"/>): stop with exit code 1 and without the
-    /// clean-shutdown marker, so the next start rebuilds the stores; if the stuck stream thread blocks the shutdown,
+    /// Stop with exit code 1 and without the clean-shutdown marker, so that the next start rebuilds the stores from
+    /// the changelogs: the stream made no progress (see <see cref="ProgressWatchdog"/>) or its tasks were closed
+    /// dirty (see <see cref="StreamizLogging.WatchForLostTasks"/>). If a stuck stream thread blocks the shutdown,
     /// the process exits anyway after a grace period.
     /// </summary>
-    public void AbandonAfterStall()
+    public void Abandon()
     {
+        if (_abandoned)
+        {
+            return;
+        }
+
         _abandoned = true;
         Environment.ExitCode = 1;
         _lifetime.StopApplication();
-        _ = Task.Delay(TimeSpan.FromSeconds(20)).ContinueWith(_ => Environment.Exit(1), TaskScheduler.Default);
+        _ = Task.Delay(AbandonGrace, _lifetime.ApplicationStopped).ContinueWith(
+            waited =>
+            {
+                if (!waited.IsCanceled)
+                {
+                    Environment.Exit(1);
+                }
+            },
+            TaskScheduler.Default);
     }
 
     /// <summary>Streamiz configuration: the shared Kafka client settings plus the processing settings.</summary>
@@ -126,6 +155,9 @@ public sealed partial class FeedProcessorService : BackgroundService
         var config = new StreamConfig<StringSerDes, ByteArraySerDes>
         {
             ApplicationId = options.ApplicationId,
+
+            // Unique per instance: it prefixes the stream threads' log lines, which WatchForLostTasks matches on.
+            ClientId = $"{options.ApplicationId}-{Guid.NewGuid():N}",
             StateDir = options.StateDir,
             Guarantee = options.Guarantee == DeliveryGuarantee.ExactlyOnce ? ProcessingGuarantee.EXACTLY_ONCE : ProcessingGuarantee.AT_LEAST_ONCE,
             NumStreamThreads = options.StreamThreads,
@@ -175,6 +207,9 @@ public sealed partial class FeedProcessorService : BackgroundService
 
     [LoggerMessage(Level = LogLevel.Critical, Message = "Feed processor failed and is stopping")]
     private static partial void LogStartFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Critical, Message = "A stream thread closed its tasks dirty (see the Streamiz warning above); their local stores may hold writes of the aborted transaction, so the processor stops with exit code 1 and rebuilds them from the changelogs when restarted")]
+    private static partial void LogLostTasks(ILogger logger);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Feed processor state {Previous} -> {Current}")]
     private static partial void LogStateChanged(ILogger logger, KafkaStream.State previous, KafkaStream.State current);

@@ -17,6 +17,9 @@ public sealed class ProcessorMetrics : IDisposable
     private long _deadLetters;
     private long _redeliveriesSkipped;
     private long _largestFanOutTicks;
+    private long _heartbeats;
+    private long _lastHeartbeatMs = Environment.TickCount64;
+    private int _openTasks;
     private readonly Histogram<double> _fanOutDuration;
 
     public ProcessorMetrics(IMeterFactory? meterFactory = null)
@@ -28,6 +31,7 @@ public sealed class ProcessorMetrics : IDisposable
         _meter.CreateObservableCounter("feed.processor.dead_letters", () => DeadLetters, "{record}", "Input records sent to pipeline.dead-letters");
         _meter.CreateObservableCounter("feed.processor.redeliveries_skipped", () => RedeliveriesSkipped, "{record}", "Input records skipped because the task had applied them already (committed offsets lost or behind)");
         _meter.CreateObservableGauge("feed.processor.fanout.longest", () => LongestFanOut.TotalSeconds, "s", "Longest single fan-out on the stream thread since start (a large author's post)");
+        _meter.CreateObservableGauge("feed.processor.stream_thread.heartbeat_age", () => HeartbeatAge.TotalSeconds, "s", "Time since a stream thread last ran its loop's wall-clock punctuation; grows without bound when a thread is stuck (e.g. in a transaction commit)");
         _fanOutDuration = _meter.CreateHistogram<double>("feed.processor.fanout.duration", "s", "Time one post's fan-out held the stream thread");
     }
 
@@ -40,6 +44,14 @@ public sealed class ProcessorMetrics : IDisposable
     public long DeadLetters => Volatile.Read(ref _deadLetters);
 
     public long RedeliveriesSkipped => Volatile.Read(ref _redeliveriesSkipped);
+
+    /// <summary>Wall-clock punctuations run so far, over all tasks: moves every second while the stream threads loop.</summary>
+    public long Heartbeats => Volatile.Read(ref _heartbeats);
+
+    /// <summary>Tasks whose heartbeat is scheduled (opened and not yet closed).</summary>
+    public int OpenTasks => Volatile.Read(ref _openTasks);
+
+    public TimeSpan HeartbeatAge => OpenTasks == 0 ? TimeSpan.Zero : TimeSpan.FromMilliseconds(Environment.TickCount64 - Volatile.Read(ref _lastHeartbeatMs));
 
     public TimeSpan LongestFanOut => TimeSpan.FromTicks(Volatile.Read(ref _largestFanOutTicks));
 
@@ -69,6 +81,20 @@ public sealed class ProcessorMetrics : IDisposable
     public void DeadLettered() => Interlocked.Increment(ref _deadLetters);
 
     public void RedeliverySkipped() => Interlocked.Increment(ref _redeliveriesSkipped);
+
+    public void TaskOpened()
+    {
+        Volatile.Write(ref _lastHeartbeatMs, Environment.TickCount64);
+        Interlocked.Increment(ref _openTasks);
+    }
+
+    public void TaskClosed() => Interlocked.Decrement(ref _openTasks);
+
+    public void Heartbeat()
+    {
+        Volatile.Write(ref _lastHeartbeatMs, Environment.TickCount64);
+        Interlocked.Increment(ref _heartbeats);
+    }
 
     public void Dispose() => _meter.Dispose();
 }

@@ -7,10 +7,11 @@ namespace Pipeline.Processor;
 
 /// <summary>
 /// Liveness: Streamiz can stay RUNNING while processing nothing (seen after the broker went away and came back:
-/// its stream thread retries a transaction commit forever). Every few seconds the watchdog compares the input
-/// topics' end offsets with the processor's progress counters; when input keeps arriving but nothing has been
-/// processed for <see cref="ProcessorOptions.StallTimeout"/>, it stops the process with exit code 1 so that the
-/// supervisor restarts it — from committed state, as after any crash.
+/// its stream thread blocks in a transaction commit that never returns). Every few seconds the watchdog compares
+/// the input topics' end offsets with the processor's progress counters and checks the tasks' heartbeats
+/// (<see cref="Topology.TaskHeartbeat"/>); when input keeps arriving but nothing has been processed, or tasks are
+/// open but their thread has run no punctuation, for <see cref="ProcessorOptions.StallTimeout"/>, it stops the
+/// process with exit code 1 so that the supervisor restarts it — from committed state, as after any crash.
 /// </summary>
 public sealed partial class ProgressWatchdog : BackgroundService
 {
@@ -63,13 +64,18 @@ public sealed partial class ProgressWatchdog : BackgroundService
                 continue;
             }
 
-            LogCheck(_logger, Processed(), inputEnd);
+            LogCheck(_logger, Processed(), inputEnd, _metrics.Heartbeats, _metrics.OpenTasks);
 
-            if (progress.IsStalled(_clock.GetUtcNow(), Processed(), inputEnd))
+            switch (progress.Check(_clock.GetUtcNow(), Processed(), inputEnd, _metrics.Heartbeats, _metrics.OpenTasks))
             {
-                LogStalled(_logger, _stallTimeout.TotalSeconds);
-                _processor.AbandonAfterStall();
-                return;
+                case Stall.NoProgress:
+                    LogStalled(_logger, _stallTimeout.TotalSeconds);
+                    _processor.Abandon();
+                    return;
+                case Stall.NoHeartbeat:
+                    LogStuck(_logger, _metrics.OpenTasks, _stallTimeout.TotalSeconds);
+                    _processor.Abandon();
+                    return;
             }
         }
     }
@@ -94,30 +100,60 @@ public sealed partial class ProgressWatchdog : BackgroundService
     [LoggerMessage(Level = LogLevel.Warning, Message = "Stall watchdog: could not read the input topics' end offsets ({Reason}); skipping this check")]
     private static partial void LogNoInputOffsets(ILogger logger, string reason);
 
-    [LoggerMessage(Level = LogLevel.Debug, Message = "Stall watchdog: {Processed} records processed, input end offsets sum to {InputEnd}")]
-    private static partial void LogCheck(ILogger logger, long processed, long inputEnd);
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Stall watchdog: {Processed} records processed, input end offsets sum to {InputEnd}, {Heartbeats} heartbeats from {OpenTasks} tasks")]
+    private static partial void LogCheck(ILogger logger, long processed, long inputEnd, long heartbeats, int openTasks);
 
     [LoggerMessage(Level = LogLevel.Critical, Message = "The processor is RUNNING but has processed nothing for {Seconds} s while new input arrived; stopping with exit code 1 so that it restarts from committed state (Processor:StallTimeout)")]
     private static partial void LogStalled(ILogger logger, double seconds);
+
+    [LoggerMessage(Level = LogLevel.Critical, Message = "The processor is RUNNING with {OpenTasks} tasks but its stream thread has not completed a loop for {Seconds} s (stuck in a commit, a poll or a store); stopping with exit code 1 so that it restarts from committed state (Processor:StallTimeout)")]
+    private static partial void LogStuck(ILogger logger, int openTasks, double seconds);
 }
 
-/// <summary>The watchdog's rule, apart from Kafka: stalled when input grew but the processed count has not moved for the timeout.</summary>
+/// <summary>What the watchdog concluded from one check.</summary>
+public enum Stall
+{
+    None,
+
+    /// <summary>Input grew but nothing was processed for the timeout.</summary>
+    NoProgress,
+
+    /// <summary>Tasks are open but their stream thread ran no punctuation for the timeout: it is stuck inside one step.</summary>
+    NoHeartbeat,
+}
+
+/// <summary>
+/// The watchdog's rules, apart from Kafka. Stalled when input grew but the processed count has not moved for the
+/// timeout, or when tasks are open and the heartbeat count has not moved for the timeout (a thread stuck in a
+/// commit after the last input was processed shows only this way).
+/// </summary>
 public sealed class StallDetector(TimeSpan timeout)
 {
     private long _processed = -1;
     private long _inputAtProgress;
     private DateTimeOffset _progressAt;
+    private long _heartbeats = -1;
+    private DateTimeOffset _heartbeatAt;
 
-    public void Reset() => _processed = -1;
+    public void Reset() => (_processed, _heartbeats) = (-1, -1);
 
-    public bool IsStalled(DateTimeOffset now, long processed, long inputEnd)
+    public Stall Check(DateTimeOffset now, long processed, long inputEnd, long heartbeats, int openTasks)
     {
+        if (heartbeats != _heartbeats || openTasks == 0)
+        {
+            (_heartbeats, _heartbeatAt) = (heartbeats, now);
+        }
+        else if (now - _heartbeatAt > timeout)
+        {
+            return Stall.NoHeartbeat;
+        }
+
         if (processed != _processed)
         {
             (_processed, _inputAtProgress, _progressAt) = (processed, inputEnd, now);
-            return false;
+            return Stall.None;
         }
 
-        return inputEnd > _inputAtProgress && now - _progressAt > timeout;
+        return inputEnd > _inputAtProgress && now - _progressAt > timeout ? Stall.NoProgress : Stall.None;
     }
 }

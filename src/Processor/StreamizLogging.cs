@@ -8,7 +8,15 @@ namespace Pipeline.Processor;
 /// </summary>
 public sealed class StreamizLogging : ILoggerFactory
 {
+    /// <summary>
+    /// What Streamiz 1.8 logs (category StreamThread, level Warning) when a stream thread closes all its tasks as
+    /// zombies and rejoins the group: after a fenced producer, an aborted transaction or an error it was told to
+    /// continue after. Its tasks are closed dirty, but their local stores are kept: see <see cref="WatchForLostTasks"/>.
+    /// </summary>
+    private const string LostTasksMessage = "Detected that the thread";
+
     private static volatile ILoggerFactory _current = Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance;
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, Action> LostTasksWatchers = new();
 
     private StreamizLogging()
     {
@@ -19,7 +27,41 @@ public sealed class StreamizLogging : ILoggerFactory
     /// <summary>Routes Streamiz's logging to <paramref name="factory"/> from now on.</summary>
     public static void Use(ILoggerFactory factory) => _current = factory;
 
+    /// <summary>
+    /// Calls <paramref name="onLost"/> when a stream thread of the client <paramref name="clientId"/> closes its
+    /// tasks dirty. Streamiz then aborts the transaction but keeps the tasks' RocksDB stores, which hold the aborted
+    /// transaction's writes, and reopens them from there; under exactly-once that silently turns re-processed input
+    /// into "already applied". Kafka Streams wipes such stores; the processor restarts instead, and
+    /// <see cref="ExactlyOnceStateGuard"/> rebuilds them from the changelogs.
+    /// </summary>
+    public static IDisposable WatchForLostTasks(string clientId, Action onLost)
+    {
+        LostTasksWatchers[clientId] = onLost;
+        return new Unwatch(clientId);
+    }
+
     public ILogger CreateLogger(string categoryName) => new ForwardingLogger(categoryName);
+
+    private static void Inspect(string categoryName, LogLevel level, string message)
+    {
+        if (level < LogLevel.Warning || LostTasksWatchers.IsEmpty || !categoryName.EndsWith(".StreamThread", StringComparison.Ordinal) || !message.Contains(LostTasksMessage, StringComparison.Ordinal))
+        {
+            return;
+        }
+
+        foreach (var (clientId, onLost) in LostTasksWatchers)
+        {
+            if (message.Contains(clientId, StringComparison.Ordinal))
+            {
+                onLost();
+            }
+        }
+    }
+
+    private sealed class Unwatch(string clientId) : IDisposable
+    {
+        public void Dispose() => LostTasksWatchers.TryRemove(clientId, out _);
+    }
 
     public void AddProvider(ILoggerProvider provider)
     {
@@ -42,6 +84,11 @@ public sealed class StreamizLogging : ILoggerFactory
 
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
         {
+            if (logLevel >= LogLevel.Warning)
+            {
+                Inspect(categoryName, logLevel, formatter(state, exception));
+            }
+
             try
             {
                 Current.Log(logLevel, eventId, state, exception, formatter);

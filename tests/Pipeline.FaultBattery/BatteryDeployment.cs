@@ -64,7 +64,7 @@ public sealed class ProcessorNode(string name, PipelineLayout layout, IReadOnlyD
             return false;
         }
 
-        if (_process.OutputContains("has processed nothing for"))
+        if (_process.OutputContains("(Processor:StallTimeout)"))
         {
             // The processor's own liveness watchdog stopped it (it is designed to be restarted by its supervisor).
             WatchdogRestarts++;
@@ -271,6 +271,12 @@ public sealed class BatteryDeployment : IAsyncDisposable
         if (Workload.ProduceFailures > 0)
         {
             throw new InvalidOperationException($"{Workload.ProduceFailures} input records were never acknowledged by the broker; the model cannot be compared");
+        }
+
+        var held = BatteryWorkload.InputRecords(Layout.BootstrapServers);
+        if (held != Workload.Acknowledged)
+        {
+            throw new InvalidOperationException($"the broker acknowledged {Workload.Acknowledged} input records but its input topics hold {held}; the model cannot be compared");
         }
 
         var updates = Log.Snapshot();

@@ -41,6 +41,7 @@ public sealed class BatteryWorkload : IDisposable
     private int _markers;
     private int _malformedKind;
     private long _produceFailures;
+    private long _acknowledged;
     private readonly string _body;
 
     public BatteryWorkload(string bootstrapServers, WorkloadShape shape, int seed)
@@ -60,7 +61,7 @@ public sealed class BatteryWorkload : IDisposable
             LingerMs = 2,
             // Broker faults in a scenario must not cost the workload its own records.
             MessageTimeoutMs = 300_000,
-        }).SetLogHandler((_, _) => { }).SetErrorHandler((_, _) => { }).Build();
+        }).SetLogHandler((_, m) => { if (m.Level <= SyslogLevel.Warning) { Console.Error.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} workload producer {m.Level} {m.Facility}: {m.Message}"); } }).SetErrorHandler((_, e) => Console.Error.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} workload producer error {e.Code} fatal={e.IsFatal}: {e.Reason}")).Build();
     }
 
     public IReadOnlyList<string> Users { get; }
@@ -76,6 +77,9 @@ public sealed class BatteryWorkload : IDisposable
 
     /// <summary>Records the broker refused after all retries; a run with any is not a valid measurement.</summary>
     public long ProduceFailures => Interlocked.Read(ref _produceFailures);
+
+    /// <summary>Input records of every kind the broker acknowledged.</summary>
+    public long Acknowledged => Interlocked.Read(ref _acknowledged);
 
     /// <summary>Valid input records produced.</summary>
     public long RecordsIn { get; private set; }
@@ -172,6 +176,18 @@ public sealed class BatteryWorkload : IDisposable
         _producer.Produce(topic, new Message<string, byte[]> { Key = key, Value = value }, Delivered);
     }
 
+    /// <summary>Records held by the input topics: with an idempotent producer, exactly <see cref="Acknowledged"/>.</summary>
+    public static long InputRecords(string bootstrapServers)
+    {
+        using var consumer = new ConsumerBuilder<Ignore, Ignore>(new ConsumerConfig { BootstrapServers = bootstrapServers, GroupId = "fault-battery-input-check" }).SetLogHandler((_, _) => { }).Build();
+        using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = bootstrapServers }).SetLogHandler((_, _) => { }).Build();
+        var metadata = admin.GetMetadata(TimeSpan.FromSeconds(10));
+        return metadata.Topics
+            .Where(t => t.Topic is FeedTopics.Posts or FeedTopics.Follows)
+            .SelectMany(t => t.Partitions.Select(p => new TopicPartition(t.Topic, p.PartitionId)))
+            .Sum(tp => consumer.QueryWatermarkOffsets(tp, TimeSpan.FromSeconds(10)).High.Value);
+    }
+
     public void Flush() => _producer.Flush();
 
     public void Dispose() => _producer.Dispose();
@@ -205,10 +221,7 @@ public sealed class BatteryWorkload : IDisposable
     /// <summary>Counts records the broker never acknowledged: the model assumed them, so the run would be invalid.</summary>
     private void Delivered(DeliveryReport<string, byte[]> report)
     {
-        if (report.Error.IsError)
-        {
-            Interlocked.Increment(ref _produceFailures);
-        }
+        Interlocked.Increment(ref report.Error.IsError ? ref _produceFailures : ref _acknowledged);
     }
 
     private static long Now() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();

@@ -55,7 +55,6 @@ public static class FaultScenarios
     /// </summary>
     private const string MockFencing = "the embedded broker (librdkafka's mock) does not fence a crashed transactional producer: its successor, with the same transactional.id, inherits the open transaction and commits the dead process's partial writes (a real broker aborts them); exactly-once across SIGKILL needs a real cluster (docs/reliability.md)";
 
-    private const string BrokerDownStall = "in some runs, after the embedded broker comes back, input stops reaching it (the input topics' end offsets freeze while the processor has applied everything up to them), so the run cannot settle; under investigation (docs/reliability.md)";
 
     private static readonly Dictionary<string, string> FastRejoin = new() { ["Processor__SessionTimeoutMs"] = "6000" };
 
@@ -251,7 +250,7 @@ public static class FaultScenarios
             stack.UnexpectedExits,
             feeds.Exact && delivered.Exact && stack.UnexpectedExits == 0 && edgeSurvived,
             $"{subscribers.Clients.Count} subscribers: {Describe(delivered)}; {subscribers.Resumes} resumes; edge {(edgeSurvived ? "stayed up" : "RESTARTED")}; {stack.WatchdogRestarts} processor restarts by its stall watchdog" + Examples(feeds),
-            brokerDown ? BrokerDownStall : null);
+            null);
     }
 
     /// <summary>The edge restarted (SIGTERM, start) while thousands of subscribers are attached and posts flow.</summary>

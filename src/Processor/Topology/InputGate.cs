@@ -36,7 +36,11 @@ public sealed class InputGate : ITransformer<byte[], byte[], byte[], Admission>
         _positionsStore = positionsStore;
     }
 
-    public void Init(ProcessorContext<byte[], Admission> context) => _positions = SourcePositions.For(context, _positionsStore, _metrics);
+    public void Init(ProcessorContext<byte[], Admission> context)
+    {
+        _positions = SourcePositions.For(context, _positionsStore, _metrics);
+        TaskHeartbeat.Start(context, _metrics);
+    }
 
     public Record<byte[], Admission> Process(Record<byte[], byte[]> record)
     {
@@ -67,7 +71,5 @@ public sealed class InputGate : ITransformer<byte[], byte[], byte[], Admission>
         return Record<byte[], Admission>.Create(record.Key, admission, headers);
     }
 
-    public void Close()
-    {
-    }
+    public void Close() => _metrics.TaskClosed();
 }

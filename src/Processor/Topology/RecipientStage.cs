@@ -42,6 +42,7 @@ public sealed class RecipientStage : ITransformer<string, FeedCommand, string, F
         _index = (IKeyValueStore<string, long>)context.GetStateStore(StoreNames.FeedIndex);
         _sizes = (IKeyValueStore<string, long>)context.GetStateStore(StoreNames.FeedSizes);
         _positions = SourcePositions.For(context, _positionsStore, _metrics);
+        TaskHeartbeat.Start(context, _metrics);
     }
 
     public Record<string, FeedUpdate> Process(Record<string, FeedCommand> record)
@@ -70,9 +71,7 @@ public sealed class RecipientStage : ITransformer<string, FeedCommand, string, F
         return null!;
     }
 
-    public void Close()
-    {
-    }
+    public void Close() => _metrics.TaskClosed();
 
     private void Add(string user, FeedCommand command)
     {

@@ -167,10 +167,14 @@ public sealed class EdgeRestartTests : IAsyncLifetime
         }
 
         var postsPerAuthor = await posting;
-        while (subscribers.Any(s => s.ReceivedCount < postsPerAuthor))
-        {
-            await Task.Delay(20, timeout.Token);
-        }
+        await ProcessorProbe.WaitUntilAsync(
+            _processor.Services,
+            _cluster.BootstrapServers,
+            _logs,
+            () => subscribers.All(s => s.ReceivedCount >= postsPerAuthor),
+            $"every subscriber to receive its {postsPerAuthor} posts",
+            timeout.Token,
+            () => "behind: " + string.Join(", ", subscribers.Where(s => s.ReceivedCount < postsPerAuthor).Select(s => $"{s.User} has {s.ReceivedCount}")));
 
         await stopReading.CancelAsync();
         await Task.WhenAll(reading).WaitAsync(timeout.Token);

@@ -16,7 +16,7 @@ namespace Pipeline.IntegrationTests.Support;
 public static class ProcessorProbe
 {
     /// <summary>Polls <paramref name="condition"/> until true; on timeout throws a <see cref="TimeoutException"/> describing the processor.</summary>
-    public static async Task WaitUntilAsync(IServiceProvider processor, string bootstrapServers, RecentLogs? logs, Func<bool> condition, string what, CancellationToken cancellationToken)
+    public static async Task WaitUntilAsync(IServiceProvider processor, string bootstrapServers, RecentLogs? logs, Func<bool> condition, string what, CancellationToken cancellationToken, Func<string>? detail = null)
     {
         try
         {
@@ -27,7 +27,7 @@ public static class ProcessorProbe
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            throw new TimeoutException($"Timed out waiting for {what}.{Environment.NewLine}{Describe(processor, bootstrapServers, logs)}");
+            throw new TimeoutException($"Timed out waiting for {what}.{Environment.NewLine}{detail?.Invoke()}{Environment.NewLine}{Describe(processor, bootstrapServers, logs)}");
         }
     }
 

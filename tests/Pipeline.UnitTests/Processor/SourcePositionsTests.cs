@@ -59,25 +59,49 @@ public sealed class StallDetectorTests
     private static readonly DateTimeOffset Start = new(2026, 11, 28, 0, 0, 0, TimeSpan.Zero);
 
     [Fact]
-    public void Stalled_OnlyWhenInputGrewAndNothingWasProcessedForTheTimeout()
+    public void NoProgress_OnlyWhenInputGrewAndNothingWasProcessedForTheTimeout()
+    {
+        var detector = new StallDetector(TimeSpan.FromSeconds(30));
+        long beats = 0;
+
+        Assert.Equal(Stall.None, detector.Check(Start, processed: 10, inputEnd: 100, ++beats, openTasks: 3));
+        Assert.Equal(Stall.None, detector.Check(Start.AddSeconds(60), processed: 10, inputEnd: 100, ++beats, openTasks: 3)); // idle: no new input
+        Assert.Equal(Stall.NoProgress, detector.Check(Start.AddSeconds(70), processed: 10, inputEnd: 120, ++beats, openTasks: 3)); // input grew, no progress for 70 s
+        Assert.Equal(Stall.None, detector.Check(Start.AddSeconds(75), processed: 11, inputEnd: 130, ++beats, openTasks: 3));  // progress resets the clock
+        Assert.Equal(Stall.None, detector.Check(Start.AddSeconds(100), processed: 11, inputEnd: 140, ++beats, openTasks: 3)); // 25 s: within the timeout
+        Assert.Equal(Stall.NoProgress, detector.Check(Start.AddSeconds(106), processed: 11, inputEnd: 140, ++beats, openTasks: 3));
+    }
+
+    [Fact]
+    public void NoHeartbeat_WhenTasksAreOpenAndTheirThreadStoppedLooping_EvenWithoutNewInput()
     {
         var detector = new StallDetector(TimeSpan.FromSeconds(30));
 
-        Assert.False(detector.IsStalled(Start, processed: 10, inputEnd: 100));
-        Assert.False(detector.IsStalled(Start.AddSeconds(60), processed: 10, inputEnd: 100)); // idle: no new input
-        Assert.True(detector.IsStalled(Start.AddSeconds(70), processed: 10, inputEnd: 120));   // input grew, no progress for 70 s
-        Assert.False(detector.IsStalled(Start.AddSeconds(75), processed: 11, inputEnd: 130));  // progress resets the clock
-        Assert.False(detector.IsStalled(Start.AddSeconds(100), processed: 11, inputEnd: 140)); // 25 s: within the timeout
-        Assert.True(detector.IsStalled(Start.AddSeconds(106), processed: 11, inputEnd: 140));
+        Assert.Equal(Stall.None, detector.Check(Start, processed: 10, inputEnd: 10, heartbeats: 5, openTasks: 3));
+        Assert.Equal(Stall.None, detector.Check(Start.AddSeconds(20), processed: 10, inputEnd: 10, heartbeats: 5, openTasks: 3)); // within the timeout
+        Assert.Equal(Stall.NoHeartbeat, detector.Check(Start.AddSeconds(31), processed: 10, inputEnd: 10, heartbeats: 5, openTasks: 3));
+    }
+
+    [Fact]
+    public void NoTasks_NoHeartbeatExpected()
+    {
+        var detector = new StallDetector(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(Stall.None, detector.Check(Start, processed: 0, inputEnd: 0, heartbeats: 0, openTasks: 0));
+        Assert.Equal(Stall.None, detector.Check(Start.AddSeconds(100), processed: 0, inputEnd: 0, heartbeats: 0, openTasks: 0));
+
+        // Tasks open later: the clock runs from the last check without tasks, not from the first check.
+        Assert.Equal(Stall.None, detector.Check(Start.AddSeconds(110), processed: 0, inputEnd: 0, heartbeats: 0, openTasks: 2));
+        Assert.Equal(Stall.NoHeartbeat, detector.Check(Start.AddSeconds(141), processed: 0, inputEnd: 0, heartbeats: 0, openTasks: 2));
     }
 
     [Fact]
     public void Reset_StartsOver()
     {
         var detector = new StallDetector(TimeSpan.FromSeconds(30));
-        detector.IsStalled(Start, 5, 50);
+        detector.Check(Start, 5, 50, 1, 1);
         detector.Reset();
 
-        Assert.False(detector.IsStalled(Start.AddSeconds(100), 5, 90));
+        Assert.Equal(Stall.None, detector.Check(Start.AddSeconds(100), 5, 90, 1, 1));
     }
 }

@@ -1,0 +1,21 @@
+using Streamiz.Kafka.Net.Processors.Public;
+
+namespace Pipeline.Processor.Topology;
+
+/// <summary>
+/// A wall-clock punctuation per task that bumps <see cref="ProcessorMetrics.Heartbeats"/>. Streamiz runs
+/// punctuations from the stream thread's loop, between polls and commits, so heartbeats stop exactly when a thread is
+/// stuck (a transaction commit that never returns, seen after the broker went down and came back) even if no new
+/// input arrives to show it. <see cref="ProgressWatchdog"/> watches them. One per sub-topology is enough: the
+/// first transformer of each (the input gates, the recipient stage) starts one.
+/// </summary>
+internal static class TaskHeartbeat
+{
+    public static readonly TimeSpan Interval = TimeSpan.FromSeconds(1);
+
+    public static void Start<TKey, TValue>(ProcessorContext<TKey, TValue> context, ProcessorMetrics metrics)
+    {
+        metrics.TaskOpened();
+        context.Schedule(Interval, PunctuationType.PROCESSING_TIME, _ => metrics.Heartbeat());
+    }
+}
