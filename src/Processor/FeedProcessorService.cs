@@ -111,10 +111,23 @@ public sealed partial class FeedProcessorService : BackgroundService
         await base.StopAsync(cancellationToken);
         _lostTasksWatch?.Dispose();
 
-        // Dispose closes the stream threads: commits, flushes the producer and leaves the group cleanly.
+        // Dispose closes the stream threads: commits, flushes the producer and leaves the group cleanly. A stuck
+        // stream thread would block it forever, so it gets the host's shutdown timeout and no more; the stores are
+        // then not known to be clean, and the marker is not written.
         if (_stream is not null)
         {
-            _stream.Dispose();
+            var closing = Task.Run(_stream.Dispose, CancellationToken.None);
+            try
+            {
+                await closing.WaitAsync(cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                LogCloseTimedOut(_logger);
+                Environment.ExitCode = 1;
+                return;
+            }
+
             if (State != KafkaStream.State.ERROR && !_abandoned)
             {
                 _stateGuard.AfterCleanStop();
@@ -210,6 +223,9 @@ public sealed partial class FeedProcessorService : BackgroundService
 
     [LoggerMessage(Level = LogLevel.Critical, Message = "A stream thread closed its tasks dirty (see the Streamiz warning above); their local stores may hold writes of the aborted transaction, so the processor stops with exit code 1 and rebuilds them from the changelogs when restarted")]
     private static partial void LogLostTasks(ILogger logger);
+
+    [LoggerMessage(Level = LogLevel.Critical, Message = "The stream threads did not stop within the host's shutdown timeout (HostOptions:ShutdownTimeout); exiting with code 1 and without the clean-shutdown marker, so the next start rebuilds the stores")]
+    private static partial void LogCloseTimedOut(ILogger logger);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Feed processor state {Previous} -> {Current}")]
     private static partial void LogStateChanged(ILogger logger, KafkaStream.State previous, KafkaStream.State current);

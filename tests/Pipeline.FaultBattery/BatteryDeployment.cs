@@ -23,8 +23,8 @@ public sealed class ProcessorNode(string name, PipelineLayout layout, IReadOnlyD
     /// <summary>Exits the battery did not cause (each is restarted, as an orchestrator would, and reported).</summary>
     public int UnexpectedExits { get; private set; }
 
-    /// <summary>Exits the processor's stall watchdog caused (restarted too, and reported).</summary>
-    public int WatchdogRestarts { get; private set; }
+    /// <summary>Exits the processor chose (its stall watchdog, or tasks closed dirty under exactly-once): restarted too, and reported.</summary>
+    public int SelfRestarts { get; private set; }
 
     public bool IsRunning => _process is { HasExited: false };
 
@@ -64,10 +64,11 @@ public sealed class ProcessorNode(string name, PipelineLayout layout, IReadOnlyD
             return false;
         }
 
-        if (_process.OutputContains("(Processor:StallTimeout)"))
+        if (_process.OutputContains("(Processor:StallTimeout)") || _process.OutputContains("closed its tasks dirty"))
         {
-            // The processor's own liveness watchdog stopped it (it is designed to be restarted by its supervisor).
-            WatchdogRestarts++;
+            // The processor stopped itself to be restarted by its supervisor: its liveness watchdog, or a stream
+            // thread that closed its tasks dirty (the restart rebuilds the stores).
+            SelfRestarts++;
         }
         else
         {
@@ -295,7 +296,7 @@ public sealed class BatteryDeployment : IAsyncDisposable
 
     public int UnexpectedExits => Processors.Sum(p => p.UnexpectedExits);
 
-    public int WatchdogRestarts => Processors.Sum(p => p.WatchdogRestarts);
+    public int SelfRestarts => Processors.Sum(p => p.SelfRestarts);
 
     public async Task<double> SumProcessorMetricAsync(string metric, CancellationToken cancellationToken)
     {

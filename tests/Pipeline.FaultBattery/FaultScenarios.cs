@@ -249,7 +249,7 @@ public static class FaultScenarios
             $"all applied and delivered {Format.Seconds(settle)} after the broker came back",
             stack.UnexpectedExits,
             feeds.Exact && delivered.Exact && stack.UnexpectedExits == 0 && edgeSurvived,
-            $"{subscribers.Clients.Count} subscribers: {Describe(delivered)}; {subscribers.Resumes} resumes; edge {(edgeSurvived ? "stayed up" : "RESTARTED")}; {stack.WatchdogRestarts} processor restarts by its stall watchdog" + Examples(feeds),
+            $"{subscribers.Clients.Count} subscribers: {Describe(delivered)}; {subscribers.Resumes} resumes; edge {(edgeSurvived ? "stayed up" : "RESTARTED")}; {stack.SelfRestarts} processor self-restarts (stall watchdog or tasks closed dirty)" + Examples(feeds),
             null);
     }
 
