@@ -185,6 +185,10 @@ public sealed partial class FeedProcessorService : BackgroundService
             AutoOffsetReset = AutoOffsetReset.Earliest,
             ReplicationFactor = options.ReplicationFactor,
             Logger = StreamizLogging.Instance,
+
+            // One memory bound for every store of the process (memtables and block cache), instead of Streamiz's
+            // default per store (3 × 16 MiB memtables and a 50 MiB cache each, times stores × partitions).
+            RocksDbConfigHandler = new RocksDbMemory(options.RocksDbMemoryMb).Apply,
             SessionTimeoutMs = options.SessionTimeoutMs,
         };
 

@@ -66,8 +66,16 @@ public sealed class ProcessorOptions
     public int FeedSize { get; set; } = 800;
 
     /// <summary>
-    /// Liveness: when input keeps arriving but nothing is processed for this long while RUNNING, the processor
-    /// exits with code 1 for its supervisor to restart it. Zero turns the watchdog off.
+    /// Memory for all RocksDB stores of the process together, in MiB: half for memtables (write buffers, flushed
+    /// to disk when full), half for the block cache. Shared by every store and task.
+    /// </summary>
+    [Range(16, 65_536)]
+    public int RocksDbMemoryMb { get; set; } = 256;
+
+    /// <summary>
+    /// Liveness: when input keeps arriving but nothing is processed, or a stream thread runs no task heartbeat,
+    /// for this long while RUNNING, the processor exits with code 1 for its supervisor to restart it. Zero turns
+    /// the watchdog off.
     /// </summary>
     public TimeSpan StallTimeout { get; set; } = TimeSpan.FromMinutes(2);
 

@@ -4,6 +4,7 @@ using Streamiz.Kafka.Net;
 using Streamiz.Kafka.Net.Processors.Public;
 using Streamiz.Kafka.Net.SerDes;
 using Streamiz.Kafka.Net.State;
+using Streamiz.Kafka.Net.State.Supplier;
 using Streamiz.Kafka.Net.Stream;
 using StreamizTopology = Streamiz.Kafka.Net.Stream.Topology;
 
@@ -42,18 +43,20 @@ public static class FeedTopology
         var longs = new Int64SerDes();
         var posts = new ProtobufSerDes<Post>();
         var maxBodyBytes = options.MaxPostBodyBytes;
+        var flushOnCommit = options.Guarantee != DeliveryGuarantee.ExactlyOnce;
+        IKeyValueBytesStoreSupplier Persistent(string name) => new CommitFlushStore.Supplier(name, flushOnCommit);
 
-        builder.AddStateStore(Stores.KeyValueStoreBuilder(Stores.PersistentKeyValueStore(StoreNames.FollowerIndex), strings, longs));
-        builder.AddStateStore(Stores.KeyValueStoreBuilder(Stores.PersistentKeyValueStore(StoreNames.RecentPosts), strings, posts));
-        builder.AddStateStore(Stores.KeyValueStoreBuilder(Stores.PersistentKeyValueStore(StoreNames.PostLedger), strings, longs));
-        builder.AddStateStore(Stores.KeyValueStoreBuilder(Stores.PersistentKeyValueStore(StoreNames.FeedEntries), strings, posts));
-        builder.AddStateStore(Stores.KeyValueStoreBuilder(Stores.PersistentKeyValueStore(StoreNames.FeedIndex), strings, longs));
-        builder.AddStateStore(Stores.KeyValueStoreBuilder(Stores.PersistentKeyValueStore(StoreNames.FeedSizes), strings, longs));
+        builder.AddStateStore(Stores.KeyValueStoreBuilder(Persistent(StoreNames.FollowerIndex), strings, longs));
+        builder.AddStateStore(Stores.KeyValueStoreBuilder(Persistent(StoreNames.RecentPosts), strings, posts));
+        builder.AddStateStore(Stores.KeyValueStoreBuilder(Persistent(StoreNames.PostLedger), strings, longs));
+        builder.AddStateStore(Stores.KeyValueStoreBuilder(Persistent(StoreNames.FeedEntries), strings, posts));
+        builder.AddStateStore(Stores.KeyValueStoreBuilder(Persistent(StoreNames.FeedIndex), strings, longs));
+        builder.AddStateStore(Stores.KeyValueStoreBuilder(Persistent(StoreNames.FeedSizes), strings, longs));
 
         // Source positions are rewritten for every record; the cache turns that into one changelog write per commit.
         foreach (var positions in (string[])[StoreNames.FollowsPositions, StoreNames.AuthorPositions, StoreNames.RecipientPositions])
         {
-            builder.AddStateStore(Stores.KeyValueStoreBuilder(Stores.PersistentKeyValueStore(positions), strings, longs).WithCachingEnabled());
+            builder.AddStateStore(Stores.KeyValueStoreBuilder(Persistent(positions), strings, longs).WithCachingEnabled());
         }
 
         string Positions(string store) => skipRedeliveries ? store : "";
