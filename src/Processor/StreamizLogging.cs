@@ -42,9 +42,10 @@ public sealed class StreamizLogging : ILoggerFactory
 
     public ILogger CreateLogger(string categoryName) => new ForwardingLogger(categoryName);
 
-    private static void Inspect(string categoryName, LogLevel level, string message)
+    /// <summary>A stream thread's warning: notifies the watcher of the client it names if it reports lost tasks.</summary>
+    private static void Inspect(string message)
     {
-        if (level < LogLevel.Warning || LostTasksWatchers.IsEmpty || !categoryName.EndsWith(".StreamThread", StringComparison.Ordinal) || !message.Contains(LostTasksMessage, StringComparison.Ordinal))
+        if (!message.Contains(LostTasksMessage, StringComparison.Ordinal))
         {
             return;
         }
@@ -84,9 +85,9 @@ public sealed class StreamizLogging : ILoggerFactory
 
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
         {
-            if (logLevel >= LogLevel.Warning)
+            if (logLevel >= LogLevel.Warning && !LostTasksWatchers.IsEmpty && categoryName.EndsWith(".StreamThread", StringComparison.Ordinal))
             {
-                Inspect(categoryName, logLevel, formatter(state, exception));
+                Inspect(formatter(state, exception));
             }
 
             try
