@@ -66,7 +66,7 @@ public sealed class BatteryWorkload : IDisposable
             LingerMs = 2,
             // Broker faults in a scenario must not cost the workload its own records.
             MessageTimeoutMs = 300_000,
-        }).SetLogHandler((_, m) => { if (m.Level <= SyslogLevel.Warning) { Console.Error.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} workload producer {m.Level} {m.Facility}: {m.Message}"); } }).SetErrorHandler((_, e) => Console.Error.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} workload producer error {e.Code} fatal={e.IsFatal}: {e.Reason}")).Build();
+        }).SetLogHandler((_, _) => { }).SetErrorHandler((_, error) => ReportProducerError(error)).Build();
     }
 
     public IReadOnlyList<string> Users { get; }
@@ -228,6 +228,10 @@ public sealed class BatteryWorkload : IDisposable
     {
         Interlocked.Increment(ref report.Error.IsError ? ref _produceFailures : ref _acknowledged);
     }
+
+    /// <summary>On stderr, so a run that goes wrong shows what the battery's own producer went through (expected during broker faults).</summary>
+    private static void ReportProducerError(Error error) =>
+        Console.Error.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} workload producer: {error.Code}{(error.IsFatal ? " (fatal)" : "")}: {error.Reason}");
 
     private static long Now() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
 }

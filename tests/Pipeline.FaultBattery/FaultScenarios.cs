@@ -55,7 +55,6 @@ public static class FaultScenarios
     /// </summary>
     private const string MockFencing = "the embedded broker (librdkafka's mock) does not fence a crashed transactional producer: its successor, with the same transactional.id, inherits the open transaction and commits the dead process's partial writes (a real broker aborts them); exactly-once across SIGKILL needs a real cluster (docs/reliability.md)";
 
-
     private static readonly Dictionary<string, string> FastRejoin = new() { ["Processor__SessionTimeoutMs"] = "6000" };
 
     public static IReadOnlyDictionary<string, Func<BatterySize, CancellationToken, Task<ScenarioResult>>> All { get; } =
@@ -249,8 +248,7 @@ public static class FaultScenarios
             $"all applied and delivered {Format.Seconds(settle)} after the broker came back",
             stack.UnexpectedExits,
             feeds.Exact && delivered.Exact && stack.UnexpectedExits == 0 && edgeSurvived,
-            $"{subscribers.Clients.Count} subscribers: {Describe(delivered)}; {subscribers.Resumes} resumes; edge {(edgeSurvived ? "stayed up" : "RESTARTED")}; {stack.SelfRestarts} processor self-restarts (stall watchdog or tasks closed dirty)" + Examples(feeds),
-            null);
+            $"{subscribers.Clients.Count} subscribers: {Describe(delivered)}; {subscribers.Resumes} resumes; edge {(edgeSurvived ? "stayed up" : "RESTARTED")}; {stack.SelfRestarts} processor self-restarts (stall watchdog or tasks closed dirty)" + Examples(feeds));
     }
 
     /// <summary>The edge restarted (SIGTERM, start) while thousands of subscribers are attached and posts flow.</summary>
