@@ -16,22 +16,27 @@ public sealed partial class DemoTraffic : BackgroundService
 
     private readonly DevStackSettings _settings;
     private readonly EdgeReadiness _readiness;
+    private readonly IHostApplicationLifetime _lifetime;
     private readonly ILogger<DemoTraffic> _logger;
 
-    public DemoTraffic(DevStackSettings settings, EdgeReadiness readiness, ILogger<DemoTraffic> logger)
+    public DemoTraffic(DevStackSettings settings, EdgeReadiness readiness, IHostApplicationLifetime lifetime, ILogger<DemoTraffic> logger)
     {
         _settings = settings;
         _readiness = readiness;
+        _lifetime = lifetime;
         _logger = logger;
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        // The web server stops before this service's own token fires, so the demo also stops at ApplicationStopping:
+        // calls still in flight then fail as expected rather than as a crash of the host.
+        using var stopping = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken, _lifetime.ApplicationStopping);
         try
         {
-            await RunAsync(stoppingToken);
+            await RunAsync(stopping.Token);
         }
-        catch (Exception ex) when (stoppingToken.IsCancellationRequested && ex is OperationCanceledException or RpcException)
+        catch (Exception ex) when (stopping.IsCancellationRequested && ex is OperationCanceledException or RpcException)
         {
             // Ctrl-C: in-flight demo calls are cancelled; nothing to report.
         }
