@@ -82,20 +82,8 @@ public sealed partial class ProgressWatchdog : BackgroundService
 
     private long Processed() => _metrics.PostsIn + _metrics.FollowsIn + _metrics.DeadLetters + _metrics.RedeliveriesSkipped + _metrics.FeedUpdatesOut;
 
-    private static long InputEndOffsets(IAdminClient admin, IConsumer<Ignore, Ignore> consumer)
-    {
-        var metadata = admin.GetMetadata(TimeSpan.FromSeconds(5));
-        long end = 0;
-        foreach (var topic in metadata.Topics.Where(t => t.Topic is FeedTopics.Posts or FeedTopics.Follows))
-        {
-            foreach (var partition in topic.Partitions)
-            {
-                end += consumer.QueryWatermarkOffsets(new TopicPartition(topic.Topic, partition.PartitionId), TimeSpan.FromSeconds(5)).High.Value;
-            }
-        }
-
-        return end;
-    }
+    private static long InputEndOffsets(IAdminClient admin, IConsumer<Ignore, Ignore> consumer) =>
+        TopicOffsets.EndOffsetSum(admin, consumer, [FeedTopics.Posts, FeedTopics.Follows], TimeSpan.FromSeconds(5));
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Stall watchdog: could not read the input topics' end offsets ({Reason}); skipping this check")]
     private static partial void LogNoInputOffsets(ILogger logger, string reason);

@@ -186,11 +186,7 @@ public sealed class BatteryWorkload : IDisposable
     {
         using var consumer = new ConsumerBuilder<Ignore, Ignore>(new ConsumerConfig { BootstrapServers = bootstrapServers, GroupId = "fault-battery-input-check" }).SetLogHandler((_, _) => { }).Build();
         using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = bootstrapServers }).SetLogHandler((_, _) => { }).Build();
-        var metadata = admin.GetMetadata(TimeSpan.FromSeconds(10));
-        return metadata.Topics
-            .Where(t => t.Topic is FeedTopics.Posts or FeedTopics.Follows)
-            .SelectMany(t => t.Partitions.Select(p => new TopicPartition(t.Topic, p.PartitionId)))
-            .Sum(tp => consumer.QueryWatermarkOffsets(tp, TimeSpan.FromSeconds(10)).High.Value);
+        return TopicOffsets.EndOffsetSum(admin, consumer, [FeedTopics.Posts, FeedTopics.Follows], TimeSpan.FromSeconds(10));
     }
 
     public void Flush() => _producer.Flush();

@@ -49,12 +49,13 @@ public static class FaultScenarios
     public const string ExactlyOnce = "ExactlyOnce";
     public const string AtLeastOnce = "AtLeastOnce";
 
+    /// <summary>Why the SIGKILL scenarios under exactly-once are reported rather than held.</summary>
+    private const string MockFencing = "the embedded broker (librdkafka's mock) does not fence a crashed transactional producer: its successor, with the same transactional.id, inherits the open transaction and commits the dead process's partial writes (a real broker aborts them); exactly-once across SIGKILL needs a real cluster (docs/reliability.md)";
+
     /// <summary>
     /// A short session timeout for scenarios that kill processors: the group coordinator hands a dead member's
     /// partitions on only when its session expires (45 s by default), and a restarted instance waits for that.
     /// </summary>
-    private const string MockFencing = "the embedded broker (librdkafka's mock) does not fence a crashed transactional producer: its successor, with the same transactional.id, inherits the open transaction and commits the dead process's partial writes (a real broker aborts them); exactly-once across SIGKILL needs a real cluster (docs/reliability.md)";
-
     private static readonly Dictionary<string, string> FastRejoin = new() { ["Processor__SessionTimeoutMs"] = "6000" };
 
     public static IReadOnlyDictionary<string, Func<BatterySize, CancellationToken, Task<ScenarioResult>>> All { get; } =

@@ -8,6 +8,7 @@ using Grpc.Net.Client.Web;
 using Microsoft.Extensions.DependencyInjection;
 using Pipeline.DevStack;
 using Pipeline.IntegrationTests.Support;
+using Pipeline.Kafka;
 using Pipeline.Processor;
 using Pipeline.StreamEdge;
 using Pipeline.StreamEdge.Delivery;
@@ -155,8 +156,7 @@ public sealed class PipelineFixture : IAsyncLifetime
     {
         using var consumer = new ConsumerBuilder<Ignore, Ignore>(new ConsumerConfig { BootstrapServers = Stack.BootstrapServers, GroupId = "test-inspector" }).Build();
         using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = Stack.BootstrapServers }).Build();
-        var partitions = admin.GetMetadata(topic, TimeSpan.FromSeconds(10)).Topics.Single().Partitions;
-        return partitions.Sum(p => consumer.QueryWatermarkOffsets(new TopicPartition(topic, p.PartitionId), TimeSpan.FromSeconds(10)).High.Value);
+        return TopicOffsets.EndOffsetSum(admin, consumer, [topic], TimeSpan.FromSeconds(10));
     }
 
     internal static int FreePort() => global::Pipeline.Benchmarks.PipelineLayout.FreePort();
