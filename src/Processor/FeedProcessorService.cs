@@ -28,7 +28,7 @@ public sealed partial class FeedProcessorService : BackgroundService
     private static readonly TimeSpan AbandonGrace = TimeSpan.FromSeconds(20);
 
     private KafkaStream? _stream;
-    private IDisposable? _lostTasksWatch;
+    private IDisposable? _streamizLogging;
     private volatile bool _abandoned;
 
     public FeedProcessorService(
@@ -75,18 +75,17 @@ public sealed partial class FeedProcessorService : BackgroundService
             await provisioner.EnsureAsync(_topics.All(), stoppingToken);
         }
 
-        StreamizLogging.Use(_loggerFactory);
         _stateGuard.BeforeStart();
         var topology = FeedTopology.Build(_options, _metrics);
         var config = StreamConfigFor(_options, _clientConfig);
-        if (_options.Guarantee == DeliveryGuarantee.ExactlyOnce)
-        {
-            _lostTasksWatch = StreamizLogging.WatchForLostTasks(config.ClientId, () =>
+        Action? onLostTasks = _options.Guarantee == DeliveryGuarantee.ExactlyOnce
+            ? () =>
             {
                 LogLostTasks(_logger);
                 Abandon();
-            });
-        }
+            }
+            : null;
+        _streamizLogging = StreamizLogging.Attach(config.ClientId, _loggerFactory, onLostTasks);
 
         _stream = new KafkaStream(topology, config);
         _stream.StateChanged += (previous, current) =>
@@ -109,11 +108,12 @@ public sealed partial class FeedProcessorService : BackgroundService
     public override async Task StopAsync(CancellationToken cancellationToken)
     {
         await base.StopAsync(cancellationToken);
-        _lostTasksWatch?.Dispose();
 
         // Dispose closes the stream threads: commits, flushes the producer and leaves the group cleanly. A stuck
         // stream thread would block it forever, so it gets the host's shutdown timeout and no more; the stores are
         // then not known to be clean, and the marker is not written.
+        // Streamiz's lines about the close still reach this host; it detaches only once the close is over.
+        using var detach = _streamizLogging;
         if (_stream is not null)
         {
             var closing = Task.Run(_stream.Dispose, CancellationToken.None);

@@ -1,22 +1,26 @@
+using System.Collections.Concurrent;
+
 namespace Pipeline.Processor;
 
 /// <summary>
 /// The logger factory handed to Streamiz. Streamiz keeps the first factory it is given in a process-wide static
 /// and uses it for every topology built afterwards; if that were a host's own factory, any processor host started
 /// after the first one was disposed (tests, an in-process restart) would fail with ObjectDisposedException. This
-/// factory lives as long as the process, ignores Dispose, and forwards to the factory of the host that runs now.
+/// factory lives as long as the process and ignores Dispose. Each running processor <see cref="Attach"/>es its own
+/// host's factory under its client id: a line that names a client id (Streamiz prefixes its thread and task lines
+/// with "stream-thread[{clientId}-stream-thread-N]") goes to that processor's host only, any other line to every
+/// attached host, so with several processors in one process no line is lost to the wrong host.
 /// </summary>
 public sealed class StreamizLogging : ILoggerFactory
 {
     /// <summary>
     /// What Streamiz 1.8 logs (category StreamThread, level Warning) when a stream thread closes all its tasks as
     /// zombies and rejoins the group: after a fenced producer, an aborted transaction or an error it was told to
-    /// continue after. Its tasks are closed dirty, but their local stores are kept: see <see cref="WatchForLostTasks"/>.
+    /// continue after. Its tasks are closed dirty, but their local stores are kept: see <see cref="Attach"/>.
     /// </summary>
     private const string LostTasksMessage = "Detected that the thread";
 
-    private static volatile ILoggerFactory _current = Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance;
-    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, Action> LostTasksWatchers = new();
+    private static readonly ConcurrentDictionary<string, Attachment> Attached = new();
 
     private StreamizLogging()
     {
@@ -24,45 +28,25 @@ public sealed class StreamizLogging : ILoggerFactory
 
     public static StreamizLogging Instance { get; } = new();
 
-    /// <summary>Routes Streamiz's logging to <paramref name="factory"/> from now on.</summary>
-    public static void Use(ILoggerFactory factory) => _current = factory;
-
     /// <summary>
-    /// Calls <paramref name="onLost"/> when a stream thread of the client <paramref name="clientId"/> closes its
-    /// tasks dirty. Streamiz then aborts the transaction but keeps the tasks' RocksDB stores, which hold the aborted
-    /// transaction's writes, and reopens them from there; under exactly-once that silently turns re-processed input
-    /// into "already applied". Kafka Streams wipes such stores; the processor restarts instead, and
-    /// <see cref="ExactlyOnceStateGuard"/> rebuilds them from the changelogs.
+    /// Routes the Streamiz lines of the client <paramref name="clientId"/>, and those that name no client, to
+    /// <paramref name="factory"/> until the result is disposed.
     /// </summary>
-    public static IDisposable WatchForLostTasks(string clientId, Action onLost)
+    /// <param name="onLostTasks">
+    /// Called when a stream thread of this client closes its tasks dirty. Streamiz then aborts the transaction but
+    /// keeps the tasks' RocksDB stores, which hold the aborted transaction's writes, and reopens them from there;
+    /// under exactly-once that silently turns re-processed input into "already applied". Kafka Streams wipes such
+    /// stores; the processor restarts instead, and <see cref="ExactlyOnceStateGuard"/> rebuilds them from the
+    /// changelogs.
+    /// </param>
+    public static IDisposable Attach(string clientId, ILoggerFactory factory, Action? onLostTasks = null)
     {
-        LostTasksWatchers[clientId] = onLost;
-        return new Unwatch(clientId);
+        var attachment = new Attachment(clientId, factory, onLostTasks);
+        Attached[clientId] = attachment;
+        return attachment;
     }
 
-    public ILogger CreateLogger(string categoryName) => new ForwardingLogger(categoryName);
-
-    /// <summary>A stream thread's warning: notifies the watcher of the client it names if it reports lost tasks.</summary>
-    private static void Inspect(string message)
-    {
-        if (!message.Contains(LostTasksMessage, StringComparison.Ordinal))
-        {
-            return;
-        }
-
-        foreach (var (clientId, onLost) in LostTasksWatchers)
-        {
-            if (message.Contains(clientId, StringComparison.Ordinal))
-            {
-                onLost();
-            }
-        }
-    }
-
-    private sealed class Unwatch(string clientId) : IDisposable
-    {
-        public void Dispose() => LostTasksWatchers.TryRemove(clientId, out _);
-    }
+    public ILogger CreateLogger(string categoryName) => new RoutingLogger(categoryName);
 
     public void AddProvider(ILoggerProvider provider)
     {
@@ -72,46 +56,66 @@ public sealed class StreamizLogging : ILoggerFactory
     {
     }
 
-    /// <summary>Resolves the current host's logger on every call, so a logger Streamiz cached stays usable after a host restart.</summary>
-    private sealed class ForwardingLogger(string categoryName) : ILogger
+    private sealed class Attachment(string clientId, ILoggerFactory factory, Action? onLostTasks) : IDisposable
     {
-        private ILoggerFactory? _factory;
-        private ILogger _logger = Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
+        private readonly ConcurrentDictionary<string, ILogger> _loggers = new();
+
+        public string ClientId { get; } = clientId;
+
+        public Action? OnLostTasks { get; } = onLostTasks;
+
+        public ILogger For(string categoryName) => _loggers.GetOrAdd(categoryName, factory.CreateLogger);
+
+        public void Dispose() => Attached.TryRemove(new KeyValuePair<string, Attachment>(ClientId, this));
+    }
+
+    private sealed class RoutingLogger(string categoryName) : ILogger
+    {
+        private readonly bool _streamThread = categoryName.EndsWith(".StreamThread", StringComparison.Ordinal);
 
         public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => Current.BeginScope(state);
+            where TState : notnull => null;
 
-        public bool IsEnabled(LogLevel logLevel) => Current.IsEnabled(logLevel);
+        public bool IsEnabled(LogLevel logLevel)
+        {
+            foreach (var (_, attachment) in Attached)
+            {
+                if (attachment.For(categoryName).IsEnabled(logLevel))
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
 
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
         {
-            if (logLevel >= LogLevel.Warning && !LostTasksWatchers.IsEmpty && categoryName.EndsWith(".StreamThread", StringComparison.Ordinal))
+            // Streamiz logs per record at Debug; a disabled level must cost no snapshot and no formatting.
+            var mustInspect = _streamThread && logLevel >= LogLevel.Warning;
+            if (!mustInspect && !IsEnabled(logLevel))
             {
-                Inspect(formatter(state, exception));
+                return;
             }
 
-            try
+            var hosts = Attached.Values;
+            string? message = hosts.Count > 1 || mustInspect ? formatter(state, exception) : null;
+            var owner = message is null ? null : hosts.FirstOrDefault(h => message.Contains(h.ClientId, StringComparison.Ordinal));
+            if (owner is not null && mustInspect && message!.Contains(LostTasksMessage, StringComparison.Ordinal))
             {
-                Current.Log(logLevel, eventId, state, exception, formatter);
+                owner.OnLostTasks?.Invoke();
             }
-            catch (ObjectDisposedException)
-            {
-                // The host that owned the factory is gone (between its shutdown and the next host's start); the line is dropped.
-            }
-        }
 
-        private ILogger Current
-        {
-            get
+            foreach (var host in owner is null ? hosts : [owner])
             {
-                var factory = _current;
-                if (!ReferenceEquals(factory, _factory))
+                try
                 {
-                    _logger = factory.CreateLogger(categoryName);
-                    _factory = factory;
+                    host.For(categoryName).Log(logLevel, eventId, state, exception, formatter);
                 }
-
-                return _logger;
+                catch (ObjectDisposedException)
+                {
+                    // The host is shutting down and its factory is gone before it detached; the line is dropped for it.
+                }
             }
         }
     }

@@ -2,6 +2,7 @@ using System.Reflection.Metadata;
 using System.Reflection.Metadata.Ecma335;
 using System.Reflection.PortableExecutable;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Pipeline.Processor;
 using Streamiz.Kafka.Net;
 
@@ -17,8 +18,8 @@ public sealed class LostTasksWatchTests
         var mine = $"feed-processor-{Guid.NewGuid():N}";
         var other = $"feed-processor-{Guid.NewGuid():N}";
         int mineLost = 0, otherLost = 0;
-        using var watchMine = StreamizLogging.WatchForLostTasks(mine, () => mineLost++);
-        using var watchOther = StreamizLogging.WatchForLostTasks(other, () => otherLost++);
+        using var watchMine = StreamizLogging.Attach(mine, NullLoggerFactory.Instance, () => mineLost++);
+        using var watchOther = StreamizLogging.Attach(other, NullLoggerFactory.Instance, () => otherLost++);
         var log = StreamizLogging.Instance.CreateLogger(StreamThreadCategory);
 
         log.LogWarning(new InvalidOperationException("fenced"), "{LogPrefix}Detected that the thread is being fenced. This implies that this thread missed a rebalance and dropped out of the consumer group. Will close out all assigned tasks and rejoin the consumer group", $"stream-thread[{mine}-stream-thread-0] ");
@@ -32,7 +33,7 @@ public sealed class LostTasksWatchTests
     {
         var client = $"feed-processor-{Guid.NewGuid():N}";
         var lost = 0;
-        using var watch = StreamizLogging.WatchForLostTasks(client, () => lost++);
+        using var watch = StreamizLogging.Attach(client, NullLoggerFactory.Instance, () => lost++);
 
         StreamizLogging.Instance.CreateLogger(StreamThreadCategory).LogInformation("stream-thread[{Client}-stream-thread-0] Detected that the thread is being fenced", client);
         StreamizLogging.Instance.CreateLogger("Streamiz.Kafka.Net.Processors.StreamTask").LogWarning("stream-thread[{Client}-stream-thread-0] Detected that the thread is being fenced", client);
@@ -46,11 +47,65 @@ public sealed class LostTasksWatchTests
     {
         var client = $"feed-processor-{Guid.NewGuid():N}";
         var lost = 0;
-        StreamizLogging.WatchForLostTasks(client, () => lost++).Dispose();
+        StreamizLogging.Attach(client, NullLoggerFactory.Instance, () => lost++).Dispose();
 
         StreamizLogging.Instance.CreateLogger(StreamThreadCategory).LogWarning("stream-thread[{Client}-stream-thread-0] Detected that the thread throw an inner exception.", client);
 
         Assert.Equal(0, lost);
+    }
+
+    /// <summary>
+    /// Several processors in one process (the test suite, the dev stack): a line naming a client reaches only that
+    /// client's host, a line naming none reaches every host, a detached host nothing.
+    /// </summary>
+    [Fact]
+    public void Lines_GoToTheHostOfTheClientTheyName_OrToEveryHost()
+    {
+        var (one, two) = ($"feed-processor-{Guid.NewGuid():N}", $"feed-processor-{Guid.NewGuid():N}");
+        var (oneLines, twoLines) = (new Collected(), new Collected());
+        using var attachOne = StreamizLogging.Attach(one, oneLines);
+        var attachTwo = StreamizLogging.Attach(two, twoLines);
+        var log = StreamizLogging.Instance.CreateLogger("Streamiz.Kafka.Net.KafkaStream");
+
+        log.LogError("stream-client[{Client}] State transition from RUNNING to ERROR", two);
+        log.LogInformation("no client named here");
+        attachTwo.Dispose();
+        log.LogInformation("after {Client} detached", two);
+
+        Assert.Equal(["no client named here"], oneLines.Lines.Where(l => !l.Contains("detached", StringComparison.Ordinal)));
+        Assert.Equal([$"stream-client[{two}] State transition from RUNNING to ERROR", "no client named here"], twoLines.Lines);
+        Assert.Contains(oneLines.Lines, l => l.Contains("detached", StringComparison.Ordinal));
+    }
+
+    private sealed class Collected : ILoggerFactory, ILoggerProvider
+    {
+        public List<string> Lines { get; } = [];
+
+        public ILogger CreateLogger(string categoryName) => new Line(Lines);
+
+        public void AddProvider(ILoggerProvider provider)
+        {
+        }
+
+        public void Dispose()
+        {
+        }
+
+        private sealed class Line(List<string> lines) : ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state)
+                where TState : notnull => null;
+
+            public bool IsEnabled(LogLevel logLevel) => true;
+
+            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+            {
+                lock (lines)
+                {
+                    lines.Add(formatter(state, exception));
+                }
+            }
+        }
     }
 
     /// <summary>
