@@ -20,6 +20,6 @@ create feed.updates --config retention.ms=604800000
 create pipeline.dead-letters --config retention.ms=1209600000
 create "$APP_ID-follows-by-followee-repartition" --config retention.ms=86400000
 create "$APP_ID-updates-by-recipient-repartition" --config retention.ms=86400000
-for store in follower-index recent-posts post-ledger feed-entries feed-index feed-sizes; do
+for store in follower-index recent-posts post-ledger feed-entries feed-index feed-heads follows-positions author-positions recipient-positions; do
   create "$APP_ID-$store-changelog" --config cleanup.policy=compact
 done

@@ -61,6 +61,12 @@ public static class PipelineProcesses
             ["Processor__MetricsUrl"] = $"http://127.0.0.1:{layout.ProcessorMetricsPort}/metrics/",
             ["Logging__LogLevel__Default"] = "Information",
             ["Logging__LogLevel__Streamiz"] = "Warning",
+
+            // librdkafka's mock coordinator holds every rebalance after the first for session.timeout.ms - 1 s, even
+            // after a clean LeaveGroup (a real broker completes it as soon as the known members have rejoined): at
+            // the 45 s default, a restarted or second-thread processor idled 44 s. 6 s is the lowest a real broker
+            // accepts; the fault battery uses the same.
+            ["Processor__SessionTimeoutMs"] = "6000",
         };
         foreach (var (key, value) in extra ?? new Dictionary<string, string>())
         {

@@ -17,7 +17,7 @@ namespace Pipeline.Processor.Topology;
 ///                         └─► re-key by followee ─► repartition ─┐
 /// social.posts   ─► gate ─┬─► dead letters                        ├─► author stage ─► repartition by recipient ─► recipient stage ─► feed.updates
 ///                         └─► key by author ─────────────────────┘   [follower-index,                           [feed-entries, feed-index,
-///                                                                      recent-posts, post-ledger]                 feed-sizes]
+///                                                                      recent-posts, post-ledger]                 feed-heads]
 /// </code>
 /// The author stage knows who follows whom and what each author posted; the recipient stage knows what each
 /// user's feed holds. Each decides from its own state, so retractions and deduplication are exact. The first
@@ -51,7 +51,7 @@ public static class FeedTopology
         builder.AddStateStore(Stores.KeyValueStoreBuilder(Persistent(StoreNames.PostLedger), strings, longs));
         builder.AddStateStore(Stores.KeyValueStoreBuilder(Persistent(StoreNames.FeedEntries), strings, posts));
         builder.AddStateStore(Stores.KeyValueStoreBuilder(Persistent(StoreNames.FeedIndex), strings, longs));
-        builder.AddStateStore(Stores.KeyValueStoreBuilder(Persistent(StoreNames.FeedSizes), strings, longs));
+        builder.AddStateStore(Stores.KeyValueStoreBuilder(Persistent(StoreNames.FeedHeads), strings, new FeedHeadSerDes()));
 
         // Source positions are rewritten for every record; the cache turns that into one changelog write per commit.
         foreach (var positions in (string[])[StoreNames.FollowsPositions, StoreNames.AuthorPositions, StoreNames.RecipientPositions])
@@ -92,7 +92,7 @@ public static class FeedTopology
             .Transform(
                 TransformerBuilder.New<string, FeedCommand, string, FeedUpdate>().Transformer<RecipientStage>(metrics, options.FeedSize, Positions(StoreNames.RecipientPositions)).Build(),
                 "recipient-stage",
-                Connected(StoreNames.FeedEntries, StoreNames.FeedIndex, StoreNames.FeedSizes, Positions(StoreNames.RecipientPositions)))
+                Connected(StoreNames.FeedEntries, StoreNames.FeedIndex, StoreNames.FeedHeads, Positions(StoreNames.RecipientPositions)))
             .To(FeedTopics.FeedUpdates, strings, new ProtobufSerDes<FeedUpdate>());
 
         return builder.Build();

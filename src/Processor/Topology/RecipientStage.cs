@@ -18,7 +18,7 @@ public sealed class RecipientStage : ITransformer<string, FeedCommand, string, F
     private ProcessorContext<string, FeedUpdate> _context = null!;
     private IKeyValueStore<string, Post> _entries = null!;
     private IKeyValueStore<string, long> _index = null!;
-    private IKeyValueStore<string, long> _sizes = null!;
+    private IKeyValueStore<string, FeedHead> _heads = null!;
     private SourcePositions _positions = null!;
 
     /// <summary>Prototype for Streamiz (see <see cref="AuthorStage()"/>); never processes a record.</summary>
@@ -40,7 +40,7 @@ public sealed class RecipientStage : ITransformer<string, FeedCommand, string, F
         _context = context;
         _entries = (IKeyValueStore<string, Post>)context.GetStateStore(StoreNames.FeedEntries);
         _index = (IKeyValueStore<string, long>)context.GetStateStore(StoreNames.FeedIndex);
-        _sizes = (IKeyValueStore<string, long>)context.GetStateStore(StoreNames.FeedSizes);
+        _heads = (IKeyValueStore<string, FeedHead>)context.GetStateStore(StoreNames.FeedHeads);
         _positions = SourcePositions.For(context, _positionsStore, _metrics);
         TaskHeartbeat.Start(context, _metrics);
     }
@@ -82,18 +82,16 @@ public sealed class RecipientStage : ITransformer<string, FeedCommand, string, F
         }
 
         // Index values are sequence + 1: the store answers 0 for a missing key.
-        var sequence = NextSequence(user);
-        _index.Put(heldKey, sequence + 1);
-
-        _entries.Put(RecipientKeys.Entry(user, sequence), command.Post);
-        var size = _sizes.Get(user) + 1;
-        if (size > _feedSize)
+        var head = _heads.Get(user);
+        _index.Put(heldKey, head.Next + 1);
+        _entries.Put(RecipientKeys.Entry(user, head.Next), command.Post);
+        head = head.Appended();
+        if (head.Size > _feedSize)
         {
-            DropOldest(user);
-            size--;
+            head = DropOldest(user, head);
         }
 
-        _sizes.Put(user, size);
+        _heads.Put(user, head);
         Emit(user, FeedUpdateKind.Added, command.Cause, command.Post, command.SourceOccurredAtMs);
     }
 
@@ -105,8 +103,9 @@ public sealed class RecipientStage : ITransformer<string, FeedCommand, string, F
             return;
         }
 
-        var entry = _entries.Delete(RecipientKeys.Entry(user, held - 1));
-        _sizes.Put(user, _sizes.Get(user) - 1);
+        var sequence = held - 1;
+        var entry = _entries.Delete(RecipientKeys.Entry(user, sequence));
+        _heads.Put(user, _heads.Get(user).Removed(sequence));
         Emit(user, FeedUpdateKind.Removed, command.Cause, entry ?? new Post { PostId = postId, AuthorId = author }, command.SourceOccurredAtMs);
     }
 
@@ -131,24 +130,14 @@ public sealed class RecipientStage : ITransformer<string, FeedCommand, string, F
     }
 
     /// <summary>
-    /// One past the newest entry's sequence. Sequences only need to be unique among the entries the feed holds
-    /// (the index points only at held entries), so restarting at 0 once a feed is empty is safe.
-    /// </summary>
-    private long NextSequence(string user)
-    {
-        using var newest = _entries.ReverseRange(RecipientKeys.EntryStart(user), RecipientKeys.EntryEnd(user));
-        return newest.MoveNext() ? RecipientKeys.EntrySequence(newest.Current!.Value.Key, user) + 1 : 0;
-    }
-
-    /// <summary>
     /// The cap is silent: an entry pushed out by newer ones is no longer served, and clients that keep their
-    /// own bounded list drop it the same way.
+    /// own bounded list drop it the same way. The oldest entry is the first at or above the head's floor.
     /// </summary>
-    private void DropOldest(string user)
+    private FeedHead DropOldest(string user, FeedHead head)
     {
         string? oldestKey = null;
         Post? oldest = null;
-        using (var entries = _entries.Range(RecipientKeys.EntryStart(user), RecipientKeys.EntryEnd(user)))
+        using (var entries = _entries.Range(RecipientKeys.Entry(user, head.Floor), RecipientKeys.EntryEnd(user)))
         {
             if (entries.MoveNext())
             {
@@ -156,11 +145,14 @@ public sealed class RecipientStage : ITransformer<string, FeedCommand, string, F
             }
         }
 
-        if (oldestKey is not null && oldest is not null)
+        if (oldestKey is null || oldest is null)
         {
-            _entries.Delete(oldestKey);
-            _index.Delete(RecipientKeys.Held(user, oldest.AuthorId, oldest.PostId));
+            throw new InvalidOperationException($"The feed of {user} counts {head.Size} entries but holds none from sequence {head.Floor}: its stores disagree.");
         }
+
+        _entries.Delete(oldestKey);
+        _index.Delete(RecipientKeys.Held(user, oldest.AuthorId, oldest.PostId));
+        return head.DroppedOldest(RecipientKeys.EntrySequence(oldestKey, user));
     }
 
     private void Emit(string user, FeedUpdateKind kind, FeedCause cause, Post post, long occurredAtMs)

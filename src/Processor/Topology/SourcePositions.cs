@@ -14,6 +14,10 @@ namespace Pipeline.Processor.Topology;
 /// <remarks>The store is per task, so one key per source topic is enough (the task owns one partition of each).</remarks>
 public sealed class SourcePositions(IKeyValueStore<string, long>? store, ProcessorMetrics metrics)
 {
+    // What this task instance applied last, per topic: the store is read once per topic, then only written. Only this
+    // task writes its store, and a task that is closed and reopened gets a new instance (Init).
+    private readonly Dictionary<string, long> _applied = new(StringComparer.Ordinal);
+
     /// <summary>The positions kept in <paramref name="storeName"/> of the task, or none (everything admitted) for an empty name.</summary>
     public static SourcePositions For<TKey, TValue>(ProcessorContext<TKey, TValue> context, string storeName, ProcessorMetrics metrics) =>
         new(storeName.Length == 0 ? null : (IKeyValueStore<string, long>)context.GetStateStore(storeName), metrics);
@@ -28,13 +32,19 @@ public sealed class SourcePositions(IKeyValueStore<string, long>? store, Process
 
         // Stored as offset + 1: the store answers 0 for a missing key.
         var next = source.Offset.Value + 1;
-        if (store.Get(source.Topic) >= next)
+        if (!_applied.TryGetValue(source.Topic, out var applied))
+        {
+            applied = store.Get(source.Topic);
+        }
+
+        if (applied >= next)
         {
             metrics.RedeliverySkipped();
             return false;
         }
 
         store.Put(source.Topic, next);
+        _applied[source.Topic] = next;
         return true;
     }
 }

@@ -20,8 +20,8 @@ public static class StoreNames
     /// <summary>"{user}|{author}|{postId}" → sequence + 1: what the user's feed holds, by author.</summary>
     public const string FeedIndex = "feed-index";
 
-    /// <summary>"{user}" → number of entries in the user's stored feed.</summary>
-    public const string FeedSizes = "feed-sizes";
+    /// <summary>"{user}" → <see cref="FeedHead"/>: how many entries the user's stored feed holds, and their sequence range.</summary>
+    public const string FeedHeads = "feed-heads";
 
     /// <summary>"{topic}" → offset + 1 of the last social.follows record the follows gate applied (per task).</summary>
     public const string FollowsPositions = "follows-positions";
@@ -32,7 +32,7 @@ public static class StoreNames
     /// <summary>"{topic}" → offset + 1 of the last command the recipient stage applied.</summary>
     public const string RecipientPositions = "recipient-positions";
 
-    public static IReadOnlyList<string> All { get; } = [FollowerIndex, RecentPosts, PostLedger, FeedEntries, FeedIndex, FeedSizes, FollowsPositions, AuthorPositions, RecipientPositions];
+    public static IReadOnlyList<string> All { get; } = [FollowerIndex, RecentPosts, PostLedger, FeedEntries, FeedIndex, FeedHeads, FollowsPositions, AuthorPositions, RecipientPositions];
 }
 
 /// <summary>
@@ -59,8 +59,6 @@ public static class RecipientKeys
     public static string Entry(string user, long sequence) => string.Concat(user, "|", sequence.ToString("D19", CultureInfo.InvariantCulture));
 
     public static long EntrySequence(string key, string user) => long.Parse(key.AsSpan(user.Length + 1), CultureInfo.InvariantCulture);
-
-    public static string EntryStart(string user) => user + "|";
 
     public static string EntryEnd(string user) => user + "}";
 

@@ -27,6 +27,23 @@ public sealed class SourcePositionsTests
         Assert.Equal(3, metrics.RedeliveriesSkipped);
     }
 
+    /// <summary>A task reopened after a rebalance or a restore gets a new instance over the same store.</summary>
+    [Fact]
+    public void AReopenedTask_SkipsWhatItsStoreSaysWasApplied()
+    {
+        var store = MemoryStore.Create();
+        var before = new SourcePositions(store, new ProcessorMetrics());
+        Assert.True(before.Admit(At("social.posts", 7)));
+
+        var metrics = new ProcessorMetrics();
+        var reopened = new SourcePositions(store, metrics);
+
+        Assert.False(reopened.Admit(At("social.posts", 7)));
+        Assert.True(reopened.Admit(At("social.posts", 8)));
+        Assert.False(reopened.Admit(At("social.posts", 8)));
+        Assert.Equal(2, metrics.RedeliveriesSkipped);
+    }
+
     [Fact]
     public void WithoutAStore_EverythingIsAdmitted()
     {
