@@ -104,6 +104,8 @@ public static class PipelineProcesses
             environment[key] = value;
         }
 
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        TimeSpan? answering = null;
         var edge = ServiceProcess.Start("edge", "StreamEdge.dll", "", Path.Combine(layout.RunDirectory, "edge"), environment);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -118,8 +120,10 @@ public static class PipelineProcesses
             try
             {
                 using var response = await http.GetAsync(new Uri($"http://127.0.0.1:{layout.WebPort}/healthz"), timeout.Token);
+                answering ??= started.Elapsed;
                 if (response.IsSuccessStatusCode)
                 {
+                    Console.WriteLine($"  edge: answering HTTP {answering.Value.TotalSeconds:F2} s after its start, ready (replica caught up) after {started.Elapsed.TotalSeconds:F2} s");
                     return edge;
                 }
             }

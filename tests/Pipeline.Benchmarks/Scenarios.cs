@@ -19,7 +19,7 @@ public sealed record ThroughputResult(long Posts, int FanOut, double ProcessorUp
 
 public sealed record SubscriberScaleResult(int Subscribers, int PerConnection, double EdgeBaselineMiB, double EdgeMiB, double BytesPerSubscriber, double HarnessMiB);
 
-public sealed record ResumeStormResult(int Subscribers, double SecondsToAllResumed, long Gaps, long Duplicates, long Deliveries, long Expected);
+public sealed record ResumeStormResult(int Subscribers, double SecondsToReady, double SecondsToFirstResumed, double SecondsToAllResumed, long Gaps, long Duplicates, long Deliveries, long Expected);
 
 public sealed record FanOutResult(int Followers, double SecondsToAllUpdates, double LongestStreamThreadSeconds, double ProcessorMiBBefore, double ProcessorMiBAfter);
 
@@ -160,7 +160,21 @@ public static class Scenarios
         await WaitUntilAsync(() => Task.FromResult(fleet.Live == 0), cancellationToken);
         var restarted = Stopwatch.StartNew();
         await using var newEdge = await PipelineProcesses.StartEdgeAsync(layout, cancellationToken);
-        await WaitUntilAsync(() => Task.FromResult(fleet.Live == subscribers), cancellationToken, pollMs: 10);
+        var ready = restarted.Elapsed.TotalSeconds;
+        double firstResumed = -1;
+        await WaitUntilAsync(
+            () =>
+            {
+                var live = fleet.Live;
+                if (firstResumed < 0 && live > 0)
+                {
+                    firstResumed = restarted.Elapsed.TotalSeconds;
+                }
+
+                return Task.FromResult(live == subscribers);
+            },
+            cancellationToken,
+            pollMs: 10);
         var resumed = restarted.Elapsed.TotalSeconds;
         await posting;
         var expected = workload.PostsSent * fanOut;
@@ -171,7 +185,7 @@ public static class Scenarios
         }
 
         await edge.DisposeAsync();
-        return new ResumeStormResult(subscribers, resumed, fleet.Gaps, fleet.Duplicates, fleet.Deliveries, expected);
+        return new ResumeStormResult(subscribers, ready, firstResumed, resumed, fleet.Gaps, fleet.Duplicates, fleet.Deliveries, expected);
     }
 
     /// <summary>One post by an author with <paramref name="followers"/> followers: time and memory of the fan-out.</summary>

@@ -1,0 +1,130 @@
+using System.Globalization;
+using Confluent.Kafka;
+using Feed.V1;
+using Google.Protobuf;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Pipeline.DevStack;
+using Pipeline.IntegrationTests.Pipeline;
+using Pipeline.Kafka;
+using Pipeline.Kafka.Embedded;
+using Pipeline.StreamEdge;
+using Pipeline.StreamEdge.Delivery;
+
+namespace Pipeline.IntegrationTests.Edge;
+
+public sealed class EdgeReadinessTests : IAsyncDisposable
+{
+    private static readonly TimeSpan TrafficBound = TimeSpan.FromSeconds(60);
+    private const long MaxUpdates = 400_000;
+    private readonly string _stateDir = Path.Combine(Path.GetTempPath(), "edge-readiness-tests", Guid.NewGuid().ToString("N"));
+    private readonly EmbeddedKafkaCluster _cluster = EmbeddedKafkaCluster.Start(new EmbeddedKafkaOptions { Port = 0, DefaultPartitions = 3 });
+
+    /// <summary>
+    /// feed.updates never goes quiet in production. The edge serves once it has read every partition to its end
+    /// (the consumer's end-of-partition events); that must still happen while transactions keep committing into
+    /// every partition back to back (bounded in count and time), not only once traffic pauses.
+    /// </summary>
+    [Fact]
+    public async Task Edge_BecomesReady_WhileTransactionalTrafficKeepsFlowing()
+    {
+        _cluster.CreateTopic(FeedTopics.FeedUpdates, 3, 1);
+        using var traffic = new CancellationTokenSource(TrafficBound);
+        long produced = 0;
+        var producing = Task.Run(() => Produce(traffic.Token, ref produced), CancellationToken.None);
+        while (Interlocked.Read(ref produced) < 2_000 && !producing.IsCompleted)
+        {
+            await Task.Delay(20);
+        }
+
+        await using var edge = StartEdge();
+        await edge.StartAsync(traffic.Token);
+        var readiness = edge.Services.GetRequiredService<EdgeReadiness>();
+        while (!readiness.IsReady && !traffic.IsCancellationRequested)
+        {
+            await Task.Delay(20, CancellationToken.None);
+        }
+
+        var flowingWhenReady = !producing.IsCompleted && !traffic.IsCancellationRequested;
+        var producedWhenReady = Interlocked.Read(ref produced);
+        await traffic.CancelAsync();
+        await producing;
+        await edge.StopAsync(CancellationToken.None);
+
+        Assert.True(readiness.IsReady, $"the edge never became ready within {TrafficBound.TotalSeconds} s of steady traffic");
+        Assert.True(flowingWhenReady, "traffic had stopped before the edge became ready, so the test proved nothing");
+        Assert.True(producedWhenReady > 2_000, $"produced {producedWhenReady} updates before the edge was ready");
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        _cluster.Dispose();
+        try
+        {
+            Directory.Delete(_stateDir, recursive: true);
+        }
+        catch (DirectoryNotFoundException)
+        {
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>Updates to every partition, 200 per transaction, back to back, until cancelled or <see cref="MaxUpdates"/>.</summary>
+    private void Produce(CancellationToken cancellationToken, ref long produced)
+    {
+        using var producer = new ProducerBuilder<string, byte[]>(new ProducerConfig
+        {
+            BootstrapServers = _cluster.BootstrapServers,
+            TransactionalId = $"readiness-test-{Guid.NewGuid():N}",
+            LingerMs = 1,
+        }).Build();
+        producer.InitTransactions(TimeSpan.FromSeconds(30));
+        var sequence = 0;
+        while (!cancellationToken.IsCancellationRequested && sequence < MaxUpdates)
+        {
+            producer.BeginTransaction();
+            for (var i = 0; i < 200; i++, sequence++)
+            {
+                var user = $"reader-{sequence % 50}";
+                var update = new FeedUpdate
+                {
+                    RecipientId = user,
+                    Kind = FeedUpdateKind.Added,
+                    Cause = FeedCause.Live,
+                    Post = new Post { PostId = $"p{sequence}", AuthorId = "author", Body = "steady", CreatedAtMs = 1 },
+                    SourceOccurredAtMs = 1,
+                };
+                producer.Produce(FeedTopics.FeedUpdates, new Message<string, byte[]> { Key = user, Value = update.ToByteArray() });
+            }
+
+            producer.CommitTransaction(TimeSpan.FromSeconds(30));
+            Interlocked.Add(ref produced, 200);
+        }
+    }
+
+    private WebApplication StartEdge()
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Kafka:BootstrapServers"] = _cluster.BootstrapServers,
+            ["Edge:StateDir"] = _stateDir,
+            ["Edge:CursorSigningKey"] = Convert.ToBase64String(new byte[32]),
+            ["Auth:Issuer"] = DevTokens.Issuer,
+            ["Auth:Audience"] = DevTokens.Audience,
+            ["Auth:SigningKeys:0"] = DevTokens.SigningKey,
+            ["Kestrel:Endpoints:Grpc:Url"] = $"http://127.0.0.1:{PipelineFixture.FreePort().ToString(CultureInfo.InvariantCulture)}",
+            ["Kestrel:Endpoints:Grpc:Protocols"] = "Http2",
+            ["Kestrel:Endpoints:Web:Url"] = "http://127.0.0.1:0",
+            ["Kestrel:Endpoints:Web:Protocols"] = "Http1",
+        });
+        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        builder.AddStreamEdge();
+        var edge = builder.Build();
+        edge.MapStreamEdge();
+        return edge;
+    }
+}
