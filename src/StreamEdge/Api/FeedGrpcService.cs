@@ -2,6 +2,7 @@ using Confluent.Kafka;
 using Feed.V1;
 using Grpc.Core;
 using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Primitives;
 using Pipeline.StreamEdge.Auth;
 using Pipeline.StreamEdge.Delivery;
 
@@ -119,6 +120,10 @@ public sealed class FeedGrpcService : FeedService.FeedServiceBase
         where TEvent : class
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, subscription.OverflowToken);
+
+        // The bearer token was validated before the handler ran and is not read again; the request headers live
+        // as long as the stream, so its text (several hundred bytes per subscriber) is let go.
+        context.GetHttpContext().Request.Headers.Authorization = StringValues.Empty;
         try
         {
             // Headers go out as soon as the subscription is registered: a client that awaits them knows that

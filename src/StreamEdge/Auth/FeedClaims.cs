@@ -1,3 +1,5 @@
+using System.Collections.Frozen;
+
 namespace Pipeline.StreamEdge.Auth;
 
 /// <summary>
@@ -14,4 +16,10 @@ public static class FeedClaims
 
     /// <summary>Space-separated OAuth scopes.</summary>
     public const string Scope = "scope";
+
+    /// <summary>
+    /// Every claim type the edge reads; the principal kept for a call holds only these (JwtBearerSetup.Compact).
+    /// A check on another claim type must add it here.
+    /// </summary>
+    public static readonly FrozenSet<string> Read = FrozenSet.Create(StringComparer.Ordinal, Subject, Role, Roles, Scope);
 }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Security.Claims;
 using Grpc.AspNetCore.Server;
 using Grpc.Core;
 using Microsoft.AspNetCore.Authentication.JwtBearer;
@@ -33,6 +34,10 @@ public sealed partial class JwtBearerSetup : IConfigureNamedOptions<JwtBearerOpt
 
         // "sub" must stay "sub": the legacy mapping would rename it to a ClaimTypes URI.
         options.MapInboundClaims = false;
+
+        // Nothing reads the token back from the ticket (GetTokenAsync); saving it (the default) keeps a second copy
+        // of its text in every open call's authentication properties.
+        options.SaveToken = false;
         options.Audience = _auth.Audience;
         if (!string.IsNullOrWhiteSpace(_auth.Authority))
         {
@@ -69,7 +74,33 @@ public sealed partial class JwtBearerSetup : IConfigureNamedOptions<JwtBearerOpt
                 return Task.CompletedTask;
             },
             OnChallenge = Challenge,
+            OnTokenValidated = context =>
+            {
+                context.Principal = Compact(context.Principal!);
+                return Task.CompletedTask;
+            },
         };
+    }
+
+    /// <summary>
+    /// The caller as the edge keeps it for the life of a call: the claims it reads (<see cref="FeedClaims.Read"/>)
+    /// as plain claims, without the validated token (its raw text, decoded header and payload, and a second copy of
+    /// every claim) that the handler's identity carries. A Subscribe stream holds its principal for as long as it
+    /// is open, so this is per-subscriber memory: about 6 KB with the full identity, a few hundred bytes without.
+    /// </summary>
+    public static ClaimsPrincipal Compact(ClaimsPrincipal validated)
+    {
+        var claims = new List<Claim>(2);
+        foreach (var claim in validated.Claims)
+        {
+            if (FeedClaims.Read.Contains(claim.Type))
+            {
+                claims.Add(new Claim(claim.Type, claim.Value, claim.ValueType, claim.Issuer, claim.OriginalIssuer));
+            }
+        }
+
+        var authenticationType = validated.Identity?.AuthenticationType ?? JwtBearerDefaults.AuthenticationScheme;
+        return new ClaimsPrincipal(new ClaimsIdentity(claims, authenticationType, FeedClaims.Subject, FeedClaims.Role));
     }
 
     /// <summary>Why a token was refused, in words a client can act on; never includes the token itself.</summary>

@@ -20,6 +20,9 @@ internal sealed class CallerContext : ServerCallContext
     public static CallerContext With(params (string Type, string Value)[] claims) =>
         new(new ClaimsPrincipal(new ClaimsIdentity(claims.Select(c => new Claim(c.Type, c.Value)), authenticationType: "Bearer", nameType: "sub", roleType: "role")));
 
+    /// <summary>A caller whose user is exactly <paramref name="user"/>.</summary>
+    public static CallerContext For(ClaimsPrincipal user) => new(user);
+
     public static CallerContext Anonymous() => new(new ClaimsPrincipal(new ClaimsIdentity()));
 
     protected override string MethodCore => "/feed.v1.FeedService/Subscribe";
