@@ -63,6 +63,8 @@ public static class EdgeHostingExtensions
     public static WebApplication MapStreamEdge(this WebApplication app)
     {
         app.UseGrpcWeb(new GrpcWebOptions { DefaultEnabled = true });
+        app.UseCors();
+        app.UseMiddleware<NotReadyGate>();
         app.UseEdgeAuth();
         app.MapGrpcService<FeedGrpcService>().RequireFeedCaller();
         app.MapGrpcService<IngestGrpcService>().RequireFeedCaller();

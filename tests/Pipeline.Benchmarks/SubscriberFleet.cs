@@ -53,6 +53,12 @@ public sealed class SubscriberFleet : IAsyncDisposable
                 {
                     HttpHandler = new SocketsHttpHandler { EnableMultipleHttp2Connections = false, KeepAlivePingDelay = TimeSpan.FromSeconds(60) },
                     MaxReceiveMessageSize = 1 << 20,
+
+                    // Reconnect as a client that wants a fast resume would: grpc-dotnet backs a failed connection off
+                    // from 1 s up to 2 min by default, so after a few seconds of an edge restart the channels wait
+                    // several seconds past the moment the new edge serves.
+                    InitialReconnectBackoff = TimeSpan.FromMilliseconds(100),
+                    MaxReconnectBackoff = TimeSpan.FromSeconds(1),
                 }));
             }
 

@@ -54,7 +54,6 @@ public sealed class FeedGrpcService : FeedService.FeedServiceBase
             throw new RpcException(new Status(StatusCode.InvalidArgument, "snapshot_size must not be negative"));
         }
 
-        RequireReady();
         var subscription = _registry.TryAdd(userId, out var refusal);
         if (subscription is null)
         {
@@ -76,7 +75,6 @@ public sealed class FeedGrpcService : FeedService.FeedServiceBase
     public override async Task SubscribePartitions(SubscribePartitionsRequest request, IServerStreamWriter<PartitionFeedEvent> responseStream, ServerCallContext context)
     {
         _access.RequireService(context);
-        RequireReady();
         var range = new PartitionRange(request.FirstPartition, request.LastPartition);
         var partitions = _readiness.PartitionCount;
         if (range.First < 0 || range.First > range.Last || range.Last >= partitions)
@@ -157,14 +155,6 @@ public sealed class FeedGrpcService : FeedService.FeedServiceBase
         throw subscription.Overflowed
             ? new RpcException(new Status(StatusCode.Aborted, $"subscriber fell more than {subscription.Capacity} events behind and was cut off; resubscribe with the last cursor received"))
             : new RpcException(new Status(StatusCode.Unavailable, "the edge is shutting down; resubscribe with the last cursor received"));
-    }
-
-    private void RequireReady()
-    {
-        if (!_readiness.IsReady)
-        {
-            throw new RpcException(new Status(StatusCode.Unavailable, "the edge is still building its feed replica from feed.updates; retry shortly"));
-        }
     }
 
     private FeedCursor? DecodeCursor(string text, string userId)

@@ -38,10 +38,12 @@ public static class EdgeAuthExtensions
         return services;
     }
 
-    /// <summary>CORS first, so that a preflight (which carries no token) is answered before authentication runs.</summary>
+    /// <summary>
+    /// Authentication, then authorization. <c>MapStreamEdge</c> puts CORS (a preflight carries no token) and the
+    /// not-ready gate in front of them.
+    /// </summary>
     public static WebApplication UseEdgeAuth(this WebApplication app)
     {
-        app.UseCors();
         app.UseAuthentication();
         app.UseAuthorization();
         return app;

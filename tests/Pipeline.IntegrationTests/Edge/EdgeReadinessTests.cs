@@ -2,6 +2,10 @@ using System.Globalization;
 using Confluent.Kafka;
 using Feed.V1;
 using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Health.V1;
+using Grpc.Net.Client;
+using Grpc.Net.Client.Web;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -39,7 +43,7 @@ public sealed class EdgeReadinessTests : IAsyncDisposable
             await Task.Delay(20);
         }
 
-        await using var edge = StartEdge();
+        await using var edge = StartEdge(PipelineFixture.FreePort(), PipelineFixture.FreePort());
         await edge.StartAsync(traffic.Token);
         var readiness = edge.Services.GetRequiredService<EdgeReadiness>();
         while (!readiness.IsReady && !traffic.IsCancellationRequested)
@@ -56,6 +60,50 @@ public sealed class EdgeReadinessTests : IAsyncDisposable
         Assert.True(readiness.IsReady, $"the edge never became ready within {TrafficBound.TotalSeconds} s of steady traffic");
         Assert.True(flowingWhenReady, "traffic had stopped before the edge became ready, so the test proved nothing");
         Assert.True(producedWhenReady > 2_000, $"produced {producedWhenReady} updates before the edge was ready");
+    }
+
+    /// <summary>
+    /// Before it has caught up (here: feed.updates does not exist yet, so it never does), the edge refuses feed
+    /// streams with UNAVAILABLE ahead of authentication, over gRPC and grpc-web alike, while health answers.
+    /// </summary>
+    [Fact]
+    public async Task NotReady_FeedStreamsAreUnavailable_BeforeAuthentication_HealthStillAnswers()
+    {
+        var (grpcPort, webPort) = (PipelineFixture.FreePort(), PipelineFixture.FreePort());
+        await using var edge = StartEdge(grpcPort, webPort);
+        await edge.StartAsync(CancellationToken.None);
+        Assert.False(edge.Services.GetRequiredService<EdgeReadiness>().IsReady);
+        using var native = GrpcChannel.ForAddress($"http://127.0.0.1:{grpcPort}");
+        using var web = GrpcChannel.ForAddress($"http://127.0.0.1:{webPort}", new GrpcChannelOptions
+        {
+            HttpHandler = new GrpcWebHandler(GrpcWebMode.GrpcWebText, new HttpClientHandler()),
+            HttpVersion = new Version(1, 1),
+            HttpVersionPolicy = HttpVersionPolicy.RequestVersionExact,
+        });
+
+        foreach (var channel in new[] { native, web })
+        {
+            var client = new FeedService.FeedServiceClient(channel);
+            var subscribe = await Assert.ThrowsAsync<RpcException>(async () =>
+            {
+                using var call = client.Subscribe(new SubscribeRequest { UserId = "alice" });
+                await call.ResponseStream.MoveNext(CancellationToken.None);
+            });
+            var partitions = await Assert.ThrowsAsync<RpcException>(async () =>
+            {
+                using var call = client.SubscribePartitions(new SubscribePartitionsRequest { FirstPartition = 0, LastPartition = 0 });
+                await call.ResponseStream.MoveNext(CancellationToken.None);
+            });
+
+            // No token at all: a ready edge would answer UNAUTHENTICATED; a catching-up one says "retry".
+            Assert.Equal(StatusCode.Unavailable, subscribe.StatusCode);
+            Assert.Contains("still building its feed replica", subscribe.Status.Detail, StringComparison.Ordinal);
+            Assert.Equal(StatusCode.Unavailable, partitions.StatusCode);
+        }
+
+        var health = await new Health.HealthClient(native).CheckAsync(new HealthCheckRequest());
+        Assert.Equal(HealthCheckResponse.Types.ServingStatus.NotServing, health.Status);
+        await edge.StopAsync(CancellationToken.None);
     }
 
     public ValueTask DisposeAsync()
@@ -105,7 +153,7 @@ public sealed class EdgeReadinessTests : IAsyncDisposable
         }
     }
 
-    private WebApplication StartEdge()
+    private WebApplication StartEdge(int grpcPort, int webPort)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
@@ -116,9 +164,9 @@ public sealed class EdgeReadinessTests : IAsyncDisposable
             ["Auth:Issuer"] = DevTokens.Issuer,
             ["Auth:Audience"] = DevTokens.Audience,
             ["Auth:SigningKeys:0"] = DevTokens.SigningKey,
-            ["Kestrel:Endpoints:Grpc:Url"] = $"http://127.0.0.1:{PipelineFixture.FreePort().ToString(CultureInfo.InvariantCulture)}",
+            ["Kestrel:Endpoints:Grpc:Url"] = $"http://127.0.0.1:{grpcPort.ToString(CultureInfo.InvariantCulture)}",
             ["Kestrel:Endpoints:Grpc:Protocols"] = "Http2",
-            ["Kestrel:Endpoints:Web:Url"] = "http://127.0.0.1:0",
+            ["Kestrel:Endpoints:Web:Url"] = $"http://127.0.0.1:{webPort.ToString(CultureInfo.InvariantCulture)}",
             ["Kestrel:Endpoints:Web:Protocols"] = "Http1",
         });
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
