@@ -20,7 +20,10 @@ public sealed class StreamizLogging : ILoggerFactory
     /// </summary>
     private const string LostTasksMessage = "Detected that the thread";
 
-    private static readonly ConcurrentDictionary<string, Attachment> Attached = new();
+    private static readonly Lock Gate = new();
+
+    // Copy-on-write: read on every Streamiz log call (per record at Debug), written only when a processor starts or stops.
+    private static volatile Attachment[] _attached = [];
 
     private StreamizLogging()
     {
@@ -42,7 +45,11 @@ public sealed class StreamizLogging : ILoggerFactory
     public static IDisposable Attach(string clientId, ILoggerFactory factory, Action? onLostTasks = null)
     {
         var attachment = new Attachment(clientId, factory, onLostTasks);
-        Attached[clientId] = attachment;
+        lock (Gate)
+        {
+            _attached = [.. _attached.Where(a => a.ClientId != clientId), attachment];
+        }
+
         return attachment;
     }
 
@@ -64,9 +71,16 @@ public sealed class StreamizLogging : ILoggerFactory
 
         public Action? OnLostTasks { get; } = onLostTasks;
 
-        public ILogger For(string categoryName) => _loggers.GetOrAdd(categoryName, factory.CreateLogger);
+        public ILogger For(string categoryName) =>
+            _loggers.TryGetValue(categoryName, out var logger) ? logger : _loggers.GetOrAdd(categoryName, factory.CreateLogger(categoryName));
 
-        public void Dispose() => Attached.TryRemove(new KeyValuePair<string, Attachment>(ClientId, this));
+        public void Dispose()
+        {
+            lock (Gate)
+            {
+                _attached = [.. _attached.Where(a => a != this)];
+            }
+        }
     }
 
     private sealed class RoutingLogger(string categoryName) : ILogger
@@ -78,7 +92,7 @@ public sealed class StreamizLogging : ILoggerFactory
 
         public bool IsEnabled(LogLevel logLevel)
         {
-            foreach (var (_, attachment) in Attached)
+            foreach (var attachment in _attached)
             {
                 if (attachment.For(categoryName).IsEnabled(logLevel))
                 {
@@ -91,15 +105,15 @@ public sealed class StreamizLogging : ILoggerFactory
 
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
         {
-            // Streamiz logs per record at Debug; a disabled level must cost no snapshot and no formatting.
+            // Streamiz logs per record at Debug: a disabled level costs a look at each host, no allocation, no formatting.
             var mustInspect = _streamThread && logLevel >= LogLevel.Warning;
             if (!mustInspect && !IsEnabled(logLevel))
             {
                 return;
             }
 
-            var hosts = Attached.Values;
-            string? message = hosts.Count > 1 || mustInspect ? formatter(state, exception) : null;
+            var hosts = _attached;
+            string? message = hosts.Length > 1 || mustInspect ? formatter(state, exception) : null;
             var owner = message is null ? null : hosts.FirstOrDefault(h => message.Contains(h.ClientId, StringComparison.Ordinal));
             if (owner is not null && mustInspect && message!.Contains(LostTasksMessage, StringComparison.Ordinal))
             {
