@@ -11,7 +11,7 @@ namespace Pipeline.StreamEdge.Api;
 /// </summary>
 public sealed class NotReadyGate(RequestDelegate next, EdgeReadiness readiness)
 {
-    internal const string Message = "the edge is still building its feed replica from feed.updates; retry shortly";
+    private const string Message = "the edge is still building its feed replica from feed.updates; retry shortly";
 
     private static readonly PathString FeedService = "/" + Feed.V1.FeedService.Descriptor.FullName;
     private static readonly string Unavailable = ((int)StatusCode.Unavailable).ToString(System.Globalization.CultureInfo.InvariantCulture);

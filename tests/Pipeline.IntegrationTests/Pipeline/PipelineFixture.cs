@@ -163,9 +163,10 @@ public sealed class PipelineFixture : IAsyncLifetime
 }
 
 /// <remarks>
-/// Runs alone, not beside other collections: Streamiz keeps process-wide state (the logger factory, a state-directory
-/// singleton holding the first stream's configuration), and in two CI runs this collection's processor went to ERROR
-/// while other in-process processors were running, with Streamiz's error logged to another host.
+/// Runs alone, not beside other collections: Streamiz keeps process-wide state (a state-directory singleton that
+/// writes the process id into the first stream's state directory only), and in two CI runs this collection's
+/// processor went to ERROR while other in-process processors were running. The cause is not known yet; since
+/// StreamizLogging routes each host its own Streamiz lines, the timeout report will carry Streamiz's reason.
 /// </remarks>
 [CollectionDefinition(Name, DisableParallelization = true)]
 public sealed class PipelineTestGroup : ICollectionFixture<PipelineFixture>
