@@ -163,9 +163,9 @@ public sealed partial class FeedProcessorService : BackgroundService
     }
 
     /// <summary>Streamiz configuration: the shared Kafka client settings plus the processing settings.</summary>
-    public static StreamConfig<StringSerDes, ByteArraySerDes> StreamConfigFor(ProcessorOptions options, ClientConfig client)
+    public static FeedStreamConfig StreamConfigFor(ProcessorOptions options, ClientConfig client)
     {
-        var config = new StreamConfig<StringSerDes, ByteArraySerDes>
+        var config = new FeedStreamConfig
         {
             ApplicationId = options.ApplicationId,
 

@@ -105,6 +105,19 @@ public sealed class ServiceProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// The last <paramref name="lines"/> lines, where lines containing <paramref name="periodic"/> (a periodic
+    /// status line) count only once — the newest is kept — so that they cannot push everything else out.
+    /// </summary>
+    public string Tail(int lines, string periodic)
+    {
+        lock (_gate)
+        {
+            var newestPeriodic = _output.FindLastIndex(line => line.Contains(periodic, StringComparison.Ordinal));
+            return string.Join('\n', _output.Where((line, index) => index == newestPeriodic || !line.Contains(periodic, StringComparison.Ordinal)).TakeLast(lines));
+        }
+    }
+
     /// <summary>User + system CPU time consumed so far.</summary>
     public TimeSpan CpuTime()
     {

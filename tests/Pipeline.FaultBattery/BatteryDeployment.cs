@@ -153,6 +153,8 @@ public sealed class BatteryDeployment : IAsyncDisposable
             // Scenarios are short: a stalled processor should restart within them.
             ["Processor__StallTimeout"] = "00:00:20",
             ["Logging__LogLevel__Pipeline.Processor.ProgressWatchdog"] = "Debug",
+            // One line per entry, so that a failure report can fold the watchdog's periodic lines.
+            ["Logging__Console__FormatterOptions__SingleLine"] = "true",
         };
         foreach (var (key, value) in extra ?? new Dictionary<string, string>())
         {
@@ -239,7 +241,7 @@ public sealed class BatteryDeployment : IAsyncDisposable
             pending.RemoveAll(user => Log.HasAdded(user, marker));
             if (DateTime.UtcNow > deadline)
             {
-                var tails = string.Join("\n", Processors.Where(p => p.IsRunning).Select(p => $"--- {p.Name}:\n{p.Process.Tail(25)}"));
+                var tails = string.Join("\n", Processors.Where(p => p.IsRunning).Select(p => $"--- {p.Name}:\n{p.Process.Tail(40, periodic: "Stall watchdog:")}"));
                 var postsIn = await SumProcessorMetricAsync("feed_processor_posts_in_total", cancellationToken);
                 var updatesOut = await SumProcessorMetricAsync("feed_processor_feed_updates_out_total", cancellationToken);
                 throw new TimeoutException($"{pending.Count} users never received {marker} within {SettleTimeout}: the pipeline lost input or stalled (processors: {postsIn} posts in, {updatesOut} updates out; the battery read {Log.Count} updates)\n{tails}");
