@@ -4,6 +4,7 @@ using Microsoft.Extensions.Options;
 using Pipeline.Kafka.Topics;
 using Pipeline.Processor.Topology;
 using Streamiz.Kafka.Net;
+using Streamiz.Kafka.Net.Kafka;
 using Streamiz.Kafka.Net.SerDes;
 
 namespace Pipeline.Processor;
@@ -87,7 +88,7 @@ public sealed partial class FeedProcessorService : BackgroundService
             : null;
         _streamizLogging = StreamizLogging.Attach(config.ClientId, _loggerFactory, onLostTasks);
 
-        _stream = new KafkaStream(topology, config);
+        _stream = new KafkaStream(topology, config, new DefaultKafkaClientSupplier(new KafkaLoggerAdapter(config), config, new RepartitionPurge(_loggerFactory.CreateLogger<RepartitionPurge>())));
         _stream.StateChanged += (previous, current) =>
         {
             State = current;
