@@ -75,15 +75,14 @@ public sealed class RecipientStage : ITransformer<string, FeedCommand, string, F
 
     private void Add(string user, FeedCommand command)
     {
-        var heldKey = RecipientKeys.Held(user, command.Post.AuthorId, command.Post.PostId);
-        if (_index.Get(heldKey) != default)
+        // Index values are sequence + 1: the store answers 0 for a missing key. PutIfAbsent answers the held
+        // entry's value when the post is in the feed already, and then writes nothing.
+        var head = _heads.Get(user);
+        if (_index.PutIfAbsent(RecipientKeys.Held(user, command.Post.AuthorId, command.Post.PostId), head.Next + 1) != default)
         {
             return;
         }
 
-        // Index values are sequence + 1: the store answers 0 for a missing key.
-        var head = _heads.Get(user);
-        _index.Put(heldKey, head.Next + 1);
         _entries.Put(RecipientKeys.Entry(user, head.Next), command.Post);
         head = head.Appended();
         if (head.Size > _feedSize)
