@@ -20,6 +20,7 @@ public sealed class ProcessorMetrics : IDisposable
     private long _heartbeats;
     private long _lastHeartbeatMs = Environment.TickCount64;
     private int _openTasks;
+    private long _purgesRefused;
     private readonly Histogram<double> _fanOutDuration;
 
     public ProcessorMetrics(IMeterFactory? meterFactory = null)
@@ -32,6 +33,8 @@ public sealed class ProcessorMetrics : IDisposable
         _meter.CreateObservableCounter("feed.processor.redeliveries_skipped", () => RedeliveriesSkipped, "{record}", "Input records skipped because the task had applied them already (committed offsets lost or behind)");
         _meter.CreateObservableGauge("feed.processor.fanout.longest", () => LongestFanOut.TotalSeconds, "s", "Longest single fan-out on the stream thread since start (a large author's post)");
         _meter.CreateObservableGauge("feed.processor.stream_thread.heartbeat_age", () => HeartbeatAge.TotalSeconds, "s", "Time since a stream thread last ran its loop's wall-clock punctuation; grows without bound when a thread is stuck (e.g. in a transaction commit)");
+        _meter.CreateObservableGauge("feed.processor.tasks.open", () => OpenTasks, "{task}", "Stream tasks open on this instance; 0 on a RUNNING instance means it holds no partitions (more instances than partitions, or a rebalance that left it out)");
+        _meter.CreateObservableCounter("feed.processor.repartition_purges_refused", () => PurgesRefused, "{request}", "DeleteRecords requests for consumed repartition records that the broker refused; the repartition topics then keep records until retention");
         _fanOutDuration = _meter.CreateHistogram<double>("feed.processor.fanout.duration", "s", "Time one post's fan-out held the stream thread");
     }
 
@@ -52,6 +55,8 @@ public sealed class ProcessorMetrics : IDisposable
     public int OpenTasks => Volatile.Read(ref _openTasks);
 
     public TimeSpan HeartbeatAge => OpenTasks == 0 ? TimeSpan.Zero : TimeSpan.FromMilliseconds(Environment.TickCount64 - Volatile.Read(ref _lastHeartbeatMs));
+
+    public long PurgesRefused => Interlocked.Read(ref _purgesRefused);
 
     public TimeSpan LongestFanOut => TimeSpan.FromTicks(Volatile.Read(ref _largestFanOutTicks));
 
@@ -81,6 +86,9 @@ public sealed class ProcessorMetrics : IDisposable
     public void DeadLettered() => Interlocked.Increment(ref _deadLetters);
 
     public void RedeliverySkipped() => Interlocked.Increment(ref _redeliveriesSkipped);
+
+    /// <summary>Counts a refused repartition purge; returns how many so far.</summary>
+    public long PurgeRefused() => Interlocked.Increment(ref _purgesRefused);
 
     public void TaskOpened()
     {

@@ -12,15 +12,11 @@ namespace Pipeline.Processor;
 /// it by ACL) leaves one faulted task per commit for the finalizer to publish as an unobserved exception, which
 /// cost the finalizer thread 15 % of the process's CPU in a profile, and nobody learns that the repartition
 /// topics now grow until their retention. The admin clients Streamiz builds are wrapped so that each purge's
-/// outcome is observed: the first refusal is logged as a warning with what it means, later ones are counted.
+/// outcome is observed: the first refusal is logged as a warning with what it means, and every refusal is counted
+/// (<c>feed_processor_repartition_purges_refused_total</c>).
 /// </summary>
-public sealed partial class RepartitionPurge(ILogger logger) : DefaultKafkaClientBuilder
+public sealed partial class RepartitionPurge(ProcessorMetrics metrics, ILogger logger) : DefaultKafkaClientBuilder
 {
-    private long _refused;
-
-    /// <summary>Purges the broker refused since start.</summary>
-    public long Refused => Interlocked.Read(ref _refused);
-
     public override AdminClientBuilder GetAdminBuilder(AdminClientConfig config) => new ObservingBuilder(config, this);
 
     /// <summary>The client that Streamiz gets: <paramref name="inner"/>, with each purge's outcome observed.</summary>
@@ -41,7 +37,7 @@ public sealed partial class RepartitionPurge(ILogger logger) : DefaultKafkaClien
 
     private void Refuse(Exception reason)
     {
-        if (Interlocked.Increment(ref _refused) == 1)
+        if (metrics.PurgeRefused() == 1)
         {
             LogRefused(logger, reason.Message);
         }

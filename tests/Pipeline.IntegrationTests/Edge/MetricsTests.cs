@@ -23,6 +23,7 @@ public sealed class MetricsTests
         {
             "feed_edge_subscribers", "feed_edge_deliveries_total", "feed_edge_updates_consumed_total", "feed_edge_replica_lag",
             "feed_processor_posts_in_total", "feed_processor_feed_updates_out_total", "feed_processor_dead_letters_total",
+            "feed_processor_tasks_open", "feed_processor_repartition_purges_refused_total",
         })
         {
             Assert.Contains(metric, text, StringComparison.Ordinal);

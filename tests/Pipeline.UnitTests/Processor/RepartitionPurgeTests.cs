@@ -16,7 +16,8 @@ public sealed class RepartitionPurgeTests
     public async Task ARefusedPurge_IsObserved_LoggedOnce_AndCounted()
     {
         var logger = new FakeLogger<RepartitionPurge>();
-        var purge = new RepartitionPurge(logger);
+        var metrics = new ProcessorMetrics();
+        var purge = new RepartitionPurge(metrics, logger);
         var admin = purge.Wrap(RefusingAdmin.Create());
 
         for (var attempt = 0; attempt < 2; attempt++)
@@ -24,7 +25,7 @@ public sealed class RepartitionPurgeTests
             await Assert.ThrowsAnyAsync<KafkaException>(() => admin.DeleteRecordsAsync(Consumed));
         }
 
-        Assert.Equal(2, purge.Refused);
+        Assert.Equal(2, metrics.PurgesRefused);
         var warning = Assert.Single(logger.Collector.GetSnapshot());
         Assert.Equal(LogLevel.Warning, warning.Level);
         Assert.Contains("Broker: Policy violation", warning.Message, StringComparison.Ordinal);
@@ -33,7 +34,7 @@ public sealed class RepartitionPurgeTests
     [Fact]
     public void OtherCalls_ReachTheRealClient_AndItsExceptionsComeThroughUnwrapped()
     {
-        var admin = new RepartitionPurge(new FakeLogger<RepartitionPurge>()).Wrap(RefusingAdmin.Create());
+        var admin = new RepartitionPurge(new ProcessorMetrics(), new FakeLogger<RepartitionPurge>()).Wrap(RefusingAdmin.Create());
 
         Assert.Equal("refusing-admin", admin.Name);
         Assert.Throws<KafkaException>(() => admin.GetMetadata(TimeSpan.FromSeconds(1)));
@@ -55,7 +56,7 @@ public sealed class RepartitionPurgeTests
         TaskScheduler.UnobservedTaskException += Record;
         try
         {
-            FireAndForget(new RepartitionPurge(new FakeLogger<RepartitionPurge>()).Wrap(RefusingAdmin.Create("wrapped-purge")));
+            FireAndForget(new RepartitionPurge(new ProcessorMetrics(), new FakeLogger<RepartitionPurge>()).Wrap(RefusingAdmin.Create("wrapped-purge")));
             FireAndForget(RefusingAdmin.Create("bare-purge"));
             GC.Collect();
             GC.WaitForPendingFinalizers();
@@ -79,7 +80,7 @@ public sealed class RepartitionPurgeTests
     [Fact]
     public void StreamizBuildsItsAdminClientsThroughTheWrapper()
     {
-        var purge = new RepartitionPurge(new FakeLogger<RepartitionPurge>());
+        var purge = new RepartitionPurge(new ProcessorMetrics(), new FakeLogger<RepartitionPurge>());
         using var admin = purge.GetAdminBuilder(new AdminClientConfig { BootstrapServers = "127.0.0.1:9", ClientId = "purge-test" }).Build();
 
         Assert.IsAssignableFrom<DispatchProxy>(admin);
