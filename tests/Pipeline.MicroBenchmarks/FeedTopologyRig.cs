@@ -27,7 +27,8 @@ internal sealed class FeedTopologyRig : IDisposable
     public FeedTopologyRig()
     {
         _stateDir = Path.Combine(Path.GetTempPath(), "feed-micro-benchmarks", Guid.NewGuid().ToString("N"));
-        var options = new ProcessorOptions { ApplicationId = "feed-micro-" + Guid.NewGuid().ToString("N"), StateDir = _stateDir };
+        // Streamiz's test driver gives every topic one partition; the author stage groups recipients by this count.
+        var options = new ProcessorOptions { ApplicationId = "feed-micro-" + Guid.NewGuid().ToString("N"), StateDir = _stateDir, TopicPartitions = 1 };
         var config = FeedProcessorService.StreamConfigFor(options, new ClientConfig { BootstrapServers = "unused:9092" });
         _driver = new TopologyTestDriver(FeedTopology.Build(options, new ProcessorMetrics(), skipRedeliveries: false), config);
 

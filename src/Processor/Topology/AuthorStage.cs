@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Feed.V1;
+using Pipeline.Kafka;
 using Streamiz.Kafka.Net.Processors.Public;
 using Streamiz.Kafka.Net.State;
 
@@ -16,8 +17,12 @@ public sealed class AuthorStage : ITransformer<string, AuthorEvent, string, Feed
     // Ledger: sequence + 1 for a live post, Deleted for a deleted one. Follower index: follow time, at least 1.
     private const long Deleted = -1;
 
+    /// <summary>Most recipients one fan-out record carries: bounds a large author's fan-out in memory and in record size.</summary>
+    public const int MaxRecipientsPerCommand = 500;
+
     private readonly ProcessorMetrics _metrics;
     private readonly int _backfillSize;
+    private readonly int _partitions;
     private ProcessorContext<string, FeedCommand> _context = null!;
     private IKeyValueStore<string, long> _followers = null!;
     private IKeyValueStore<string, Post> _recentPosts = null!;
@@ -32,10 +37,12 @@ public sealed class AuthorStage : ITransformer<string, AuthorEvent, string, Feed
         _metrics = null!;
     }
 
-    public AuthorStage(ProcessorMetrics metrics, int backfillSize)
+    /// <param name="partitions">The partition count of the updates-by-recipient repartition topic.</param>
+    public AuthorStage(ProcessorMetrics metrics, int backfillSize, int partitions)
     {
         _metrics = metrics;
         _backfillSize = backfillSize;
+        _partitions = partitions;
     }
 
     public void Init(ProcessorContext<string, FeedCommand> context)
@@ -173,17 +180,36 @@ public sealed class AuthorStage : ITransformer<string, AuthorEvent, string, Feed
     }
 
     /// <summary>
-    /// One command per current follower, streamed from a range scan of the follower index: an author's followers
-    /// are never loaded into memory at once.
+    /// One command per repartition partition that holds current followers, listing them (at most
+    /// <see cref="MaxRecipientsPerCommand"/> a record), streamed from a range scan of the follower index: an author's
+    /// followers are never loaded into memory at once. Each record is keyed by its first recipient, whose partition
+    /// is every listed recipient's partition.
     /// </summary>
     private void EmitToFollowers(string author, FeedCommandKind kind, FeedCause cause, Post post, long occurredAtMs)
     {
         var started = Stopwatch.GetTimestamp();
+        var pending = new FeedCommand?[_partitions];
         using (var followers = _followers.Range(AuthorKeys.Start(author), AuthorKeys.End(author)))
         {
             while (followers.MoveNext())
             {
-                Emit(AuthorKeys.MemberOf(followers.Current!.Value.Key, author), kind, cause, post, occurredAtMs);
+                var follower = AuthorKeys.MemberOf(followers.Current!.Value.Key, author);
+                var partition = KeyPartitioner.Partition(follower, _partitions);
+                var command = pending[partition] ??= new FeedCommand { Kind = kind, Cause = cause, Post = post, SourceOccurredAtMs = occurredAtMs };
+                command.RecipientIds.Add(follower);
+                if (command.RecipientIds.Count == MaxRecipientsPerCommand)
+                {
+                    _context.Forward(command.RecipientIds[0], command);
+                    pending[partition] = null;
+                }
+            }
+        }
+
+        foreach (var command in pending)
+        {
+            if (command is not null)
+            {
+                _context.Forward(command.RecipientIds[0], command);
             }
         }
 

@@ -81,14 +81,15 @@ public static class FeedTopology
 
         follows.Merge(authoredPosts)
             .Transform(
-                TransformerBuilder.New<string, AuthorEvent, string, FeedCommand>().Transformer<AuthorStage>(metrics, options.BackfillSize).Build(),
+                TransformerBuilder.New<string, AuthorEvent, string, FeedCommand>().Transformer<AuthorStage>(metrics, options.BackfillSize, options.TopicPartitions).Build(),
                 "author-stage",
                 StoreNames.FollowerIndex,
                 StoreNames.RecentPosts,
                 StoreNames.PostLedger)
             .Repartition(Repartitioned<string, FeedCommand>.As(UpdatesByRecipient)
                 .WithKeySerdes(strings)
-                .WithValueSerdes(new ProtobufSerDes<FeedCommand>()))
+                .WithValueSerdes(new ProtobufSerDes<FeedCommand>())
+                .WithStreamPartitioner(new RecipientPartitioner(options.TopicPartitions)))
             .Transform(
                 TransformerBuilder.New<string, FeedCommand, string, FeedUpdate>().Transformer<RecipientStage>(metrics, options.FeedSize, Positions(StoreNames.RecipientPositions)).Build(),
                 "recipient-stage",

@@ -54,7 +54,23 @@ public sealed class RecipientStage : ITransformer<string, FeedCommand, string, F
         }
 
         var command = record.Value;
-        var user = command.RecipientId;
+        if (command.RecipientIds.Count == 0)
+        {
+            Apply(command.RecipientId, command);
+        }
+        else
+        {
+            foreach (var user in command.RecipientIds)
+            {
+                Apply(user, command);
+            }
+        }
+
+        return null!;
+    }
+
+    private void Apply(string user, FeedCommand command)
+    {
         switch (command.Kind)
         {
             case FeedCommandKind.Add:
@@ -67,8 +83,6 @@ public sealed class RecipientStage : ITransformer<string, FeedCommand, string, F
                 RetractAuthor(user, command);
                 break;
         }
-
-        return null!;
     }
 
     public void Close() => _metrics.TaskClosed();

@@ -1,4 +1,5 @@
 using Feed.V1;
+using Pipeline.Processor.Topology;
 
 namespace Pipeline.UnitTests.Processor;
 
@@ -24,6 +25,38 @@ public sealed class FeedTopologyTests
             Assert.Equal("bob", u.Message.Value.Post.AuthorId);
             Assert.Equal("first!", u.Message.Value.Post.Body);
         });
+    }
+
+    /// <summary>
+    /// A post's fan-out travels as few records as the partitions and the per-record bound allow (the test driver
+    /// has one partition): 1,201 followers are 500 + 500 + 201 recipients, each record keyed by its first, and
+    /// every follower still gets exactly one update.
+    /// </summary>
+    [Fact]
+    public void Post_FanOutIsGroupedPerPartition_BoundedPerRecord_AndReachesEveryoneOnce()
+    {
+        using var topology = new TopologyHarness();
+        var followers = Enumerable.Range(0, 1_201).Select(i => $"user-{i:D4}").ToList();
+        foreach (var follower in followers)
+        {
+            topology.Follow(follower, "star");
+        }
+
+        topology.ReadCommands(); // follows emit nothing, but start from an empty read anyway
+        topology.Post("star", "p1");
+
+        var commands = topology.ReadCommands();
+        Assert.Equal([AuthorStage.MaxRecipientsPerCommand, AuthorStage.MaxRecipientsPerCommand, 201], commands.Select(c => c.Message.Value.RecipientIds.Count));
+        Assert.All(commands, c =>
+        {
+            Assert.Equal(c.Message.Value.RecipientIds[0], c.Message.Key);
+            Assert.Equal("", c.Message.Value.RecipientId);
+            Assert.Equal(FeedCommandKind.Add, c.Message.Value.Kind);
+        });
+        Assert.Equal(followers, commands.SelectMany(c => c.Message.Value.RecipientIds).Order(StringComparer.Ordinal));
+
+        var updates = topology.ReadUpdates();
+        Assert.Equal(followers, updates.Select(u => u.Message.Key).Order(StringComparer.Ordinal));
     }
 
     [Fact]

@@ -20,6 +20,7 @@ internal sealed class TopologyHarness : IDisposable
     private readonly TestInputTopic<byte[], byte[]> _posts;
     private readonly TestOutputTopic<string, FeedUpdate> _updates;
     private readonly TestOutputTopic<byte[], byte[]> _deadLetters;
+    private readonly TestOutputTopic<string, FeedCommand> _commands;
     private long _clock = 1_700_000_000_000;
 
     public TopologyHarness(ProcessorOptions? options = null)
@@ -28,6 +29,8 @@ internal sealed class TopologyHarness : IDisposable
         _stateDir = Path.Combine(Path.GetTempPath(), "feed-topology-tests", Guid.NewGuid().ToString("N"));
         options.ApplicationId = $"feed-test-{Guid.NewGuid():N}";
         options.StateDir = _stateDir;
+        // Streamiz's test driver gives every topic one partition; the author stage groups recipients by this count.
+        options.TopicPartitions = 1;
         Metrics = new ProcessorMetrics();
         var config = FeedProcessorService.StreamConfigFor(options, new ClientConfig { BootstrapServers = "unused:9092" });
         // The test driver's offsets are not positions (see skipRedeliveries); SourcePositionsTests cover the guard.
@@ -38,7 +41,11 @@ internal sealed class TopologyHarness : IDisposable
         _posts = _driver.CreateInputTopic(FeedTopics.Posts, bytes, bytes);
         _updates = _driver.CreateOutputTopic(FeedTopics.FeedUpdates, TimeSpan.FromSeconds(5), new StringSerDes(), new ProtobufSerDes<FeedUpdate>());
         _deadLetters = _driver.CreateOutputTopic(FeedTopics.DeadLetters, TimeSpan.FromSeconds(5), bytes, bytes);
+        _commands = _driver.CreateOutputTopic($"{options.ApplicationId}-{FeedTopology.UpdatesByRecipient}-repartition", TimeSpan.FromSeconds(5), new StringSerDes(), new ProtobufSerDes<FeedCommand>());
     }
+
+    /// <summary>The records the author stage wrote to the recipient repartition topic (the test driver keeps them).</summary>
+    public List<ConsumeResult<string, FeedCommand>> ReadCommands() => [.. _commands.ReadKeyValueList()];
 
     public ProcessorMetrics Metrics { get; }
 
