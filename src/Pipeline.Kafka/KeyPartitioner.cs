@@ -13,11 +13,12 @@ public static class KeyPartitioner
     public static int Partition(string key, int partitions)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(partitions);
-        var length = Encoding.UTF8.GetByteCount(key);
+        // One encoding pass: the buffer is sized for the longest encoding, and GetBytes says how much it used.
+        var longest = Encoding.UTF8.GetMaxByteCount(key.Length);
         byte[]? rented = null;
-        var bytes = length <= 256 ? stackalloc byte[length] : (rented = ArrayPool<byte>.Shared.Rent(length)).AsSpan(0, length);
-        Encoding.UTF8.GetBytes(key, bytes);
-        var partition = (Murmur2(bytes) & 0x7fffffff) % partitions;
+        var buffer = longest <= 512 ? stackalloc byte[512] : (rented = ArrayPool<byte>.Shared.Rent(longest));
+        var length = Encoding.UTF8.GetBytes(key, buffer);
+        var partition = (Murmur2(buffer[..length]) & 0x7fffffff) % partitions;
         if (rented is not null)
         {
             ArrayPool<byte>.Shared.Return(rented);

@@ -97,22 +97,19 @@ public sealed class ServiceProcess : IAsyncDisposable
         }
     }
 
-    public string Tail(int lines)
-    {
-        lock (_gate)
-        {
-            return string.Join('\n', _output.TakeLast(lines));
-        }
-    }
-
     /// <summary>
-    /// The last <paramref name="lines"/> lines, where lines containing <paramref name="periodic"/> (a periodic
+    /// The last <paramref name="lines"/> lines. With <paramref name="periodic"/>, lines containing it (a periodic
     /// status line) count only once — the newest is kept — so that they cannot push everything else out.
     /// </summary>
-    public string Tail(int lines, string periodic)
+    public string Tail(int lines, string? periodic = null)
     {
         lock (_gate)
         {
+            if (periodic is null)
+            {
+                return string.Join('\n', _output.TakeLast(lines));
+            }
+
             var newestPeriodic = _output.FindLastIndex(line => line.Contains(periodic, StringComparison.Ordinal));
             return string.Join('\n', _output.Where((line, index) => index == newestPeriodic || !line.Contains(periodic, StringComparison.Ordinal)).TakeLast(lines));
         }
