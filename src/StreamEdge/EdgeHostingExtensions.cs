@@ -73,9 +73,10 @@ public static class EdgeHostingExtensions
         app.MapHealthChecks("/healthz");
         app.MapPrometheusScrapingEndpoint("/metrics");
 
-        // Streams end with UNAVAILABLE (resumable) as soon as shutdown starts, instead of holding the host open.
+        // Streams end with UNAVAILABLE (resumable) as soon as shutdown starts, instead of holding the host open, and
+        // later subscribes are refused the same way.
         var registry = app.Services.GetRequiredService<SubscriberRegistry>();
-        app.Lifetime.ApplicationStopping.Register(registry.CompleteAll);
+        app.Lifetime.ApplicationStopping.Register(registry.Close);
         return app;
     }
 }

@@ -22,6 +22,7 @@ public sealed class EdgeMetrics : IDisposable
 
     private readonly Meter _meter;
     private readonly Counter<long> _drops;
+    private readonly Histogram<double> _updateAge;
     private long _subscribers;
     private long _deliveries;
     private long _updatesConsumed;
@@ -37,7 +38,16 @@ public sealed class EdgeMetrics : IDisposable
         _meter.CreateObservableCounter("feed.edge.subscriptions_refused", () => Volatile.Read(ref _subscriptionsRefused), "{subscription}", "Subscribe calls refused by the per-user limit");
         _meter.CreateObservableGauge("feed.edge.replica_lag", () => ReplicaLag, "{record}", "feed.updates records not yet applied to the replica (all partitions)");
         _drops = _meter.CreateCounter<long>("feed.edge.drops", "{event}", "Events not delivered, by reason");
+        _updateAge = _meter.CreateHistogram(
+            "feed.edge.update_age",
+            "s",
+            "Time from the record that caused a feed update (a post or follow; the processor keeps its Kafka timestamp) to the update's apply at the edge: the pipeline's freshness, before delivery",
+            tags: null,
+            new InstrumentAdvice<double> { HistogramBucketBoundaries = UpdateAgeBuckets });
     }
+
+    /// <summary>Seconds; fine enough around the latency targets (20 and 100 ms) and wide enough for a backlog.</summary>
+    public static IReadOnlyList<double> UpdateAgeBuckets { get; } = [0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2.5, 5, 10, 30, 60, 300];
 
     public long Subscribers => Volatile.Read(ref _subscribers);
 
@@ -73,6 +83,15 @@ public sealed class EdgeMetrics : IDisposable
     public void Delivered(int count) => Interlocked.Add(ref _deliveries, count);
 
     public void Consumed() => Interlocked.Increment(ref _updatesConsumed);
+
+    /// <summary>Records an applied update's age; records without a timestamp are not counted.</summary>
+    public void Applied(Confluent.Kafka.Timestamp timestamp)
+    {
+        if (timestamp.Type != Confluent.Kafka.TimestampType.NotAvailable)
+        {
+            _updateAge.Record(Math.Max(0, (DateTime.UtcNow - timestamp.UtcDateTime).TotalSeconds));
+        }
+    }
 
     public void Dropped(string reason) => _drops.Add(1, new KeyValuePair<string, object?>("reason", reason));
 

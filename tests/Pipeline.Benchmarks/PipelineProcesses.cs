@@ -138,6 +138,25 @@ public static class PipelineProcesses
         }
     }
 
+    /// <summary>Reads a Prometheus histogram's cumulative buckets (upper bound, count), +Inf last; empty when absent.</summary>
+    public static async Task<List<(double UpperBound, double Count)>> ScrapeBucketsAsync(HttpClient http, string url, string histogram, CancellationToken cancellationToken)
+    {
+        var text = await http.GetStringAsync(new Uri(url), cancellationToken);
+        var buckets = new List<(double, double)>();
+        foreach (var line in text.Split('\n'))
+        {
+            // name_bucket{...,le="0.05"} 12 [timestamp]
+            if (line.StartsWith(histogram + "_bucket{", StringComparison.Ordinal) && line.IndexOf("le=\"", StringComparison.Ordinal) is var le and >= 0)
+            {
+                var bound = line[(le + 4)..line.IndexOf('"', le + 4)];
+                var count = line[(line.LastIndexOf('}') + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries)[0];
+                buckets.Add((bound == "+Inf" ? double.PositiveInfinity : double.Parse(bound, CultureInfo.InvariantCulture), double.Parse(count, CultureInfo.InvariantCulture)));
+            }
+        }
+
+        return buckets;
+    }
+
     /// <summary>Reads one counter or gauge from a Prometheus text scrape (0 when absent).</summary>
     public static async Task<double> ScrapeAsync(HttpClient http, string url, string metric, CancellationToken cancellationToken)
     {

@@ -13,7 +13,8 @@ public sealed record LatencyResult(
     double P50Ms, double P90Ms, double P99Ms, double P999Ms, double MaxMs,
     double DeliveriesPerSecond, double ProcessorInPerSecond, double ProcessorOutPerSecond,
     double BrokerCores, double ProcessorCores, double EdgeCores, double HarnessCores,
-    long[] HistogramPercentilesUs);
+    long[] HistogramPercentilesUs,
+    double EdgeApplyP50Ms = double.NaN, double EdgeApplyP99Ms = double.NaN);
 
 public sealed record ThroughputResult(long Posts, int FanOut, double ProcessorUpdatesPerSecond, double RawLoopUpdatesPerSecond, double Ratio);
 
@@ -27,6 +28,9 @@ public sealed record FanOutResult(int Followers, double SecondsToAllUpdates, dou
 public static class Scenarios
 {
     private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(60);
+
+    /// <summary>The edge's histogram of post (Kafka timestamp) → update applied at the edge, before delivery.</summary>
+    private const string UpdateAge = "feed_edge_update_age_seconds";
 
     /// <summary>Extra processor settings for every scenario (e.g. Processor__Guarantee=AtLeastOnce), from the command line.</summary>
     public static Dictionary<string, string> ProcessorSettings { get; } = [];
@@ -51,6 +55,8 @@ public static class Scenarios
         await fleet.OpenAsync($"http://127.0.0.1:{layout.GrpcPort}", [.. Enumerable.Range(0, subscribers).Select(FeedWorkload.User)], perConnection, cancellationToken);
         Console.WriteLine($"  {subscribers} subscribers live on {Math.Ceiling(subscribers / (double)perConnection)} connections; posting {postsPerSecond}/s for {duration.TotalSeconds} s");
 
+        var edgeMetrics = $"http://127.0.0.1:{layout.WebPort}/metrics";
+        var ageBefore = await PipelineProcesses.ScrapeBucketsAsync(http, edgeMetrics, UpdateAge, cancellationToken);
         var cpu = CpuSnapshot.Take(broker, processor, edge);
         var inBefore = await PipelineProcesses.ScrapeAsync(http, processorMetrics, "feed_processor_posts_in_total", cancellationToken);
         var outBefore = await PipelineProcesses.ScrapeAsync(http, processorMetrics, "feed_processor_feed_updates_out_total", cancellationToken);
@@ -67,6 +73,7 @@ public static class Scenarios
         var cores = cpu.CoresSince();
         var processorIn = (await PipelineProcesses.ScrapeAsync(http, processorMetrics, "feed_processor_posts_in_total", cancellationToken)) - inBefore;
         var processorOut = (await PipelineProcesses.ScrapeAsync(http, processorMetrics, "feed_processor_feed_updates_out_total", cancellationToken)) - outBefore;
+        var age = BucketHistogram.Delta(ageBefore, await PipelineProcesses.ScrapeBucketsAsync(http, edgeMetrics, UpdateAge, cancellationToken));
         var h = fleet.Latency;
         return new LatencyResult(
             subscribers, fanOut, postsPerSecond, duration.TotalSeconds, perConnection,
@@ -74,7 +81,8 @@ public static class Scenarios
             Ms(h.GetValueAtPercentile(50)), Ms(h.GetValueAtPercentile(90)), Ms(h.GetValueAtPercentile(99)), Ms(h.GetValueAtPercentile(99.9)), Ms(h.GetValueAtPercentile(100)),
             fleet.Deliveries / window, processorIn / window, processorOut / window,
             cores[0], cores[1], cores[2], cores[3],
-            [.. new[] { 10.0, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.99, 100 }.Select(p => h.GetValueAtPercentile(p))]);
+            [.. new[] { 10.0, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.99, 100 }.Select(p => h.GetValueAtPercentile(p))],
+            BucketHistogram.Quantile(age, 0.50) * 1000, BucketHistogram.Quantile(age, 0.99) * 1000);
     }
 
     /// <summary>

@@ -36,7 +36,7 @@ public class EdgeDispatchBenchmarks
         var options = new EdgeOptions { MaxSubscriptionsPerUser = Subscriptions };
         _registry = new SubscriberRegistry(new FixedOptionsMonitor<EdgeOptions>(options), new EdgeMetrics(_services.GetRequiredService<IMeterFactory>()));
         _subscriptions = [.. Enumerable.Range(0, Subscriptions).Select(_ => _registry.TryAdd(Samples.Recipient, out var refusal)
-            ?? throw new InvalidOperationException("the registry refused a subscription: " + refusal))];
+            ?? throw new InvalidOperationException("the registry refused a subscription: " + refusal!.Reason))];
         _update = Samples.FeedUpdate(Samples.Recipient, Samples.Post());
         _event = FeedEvents.ToFeedEvent(_update);
         _event.Cursor = _cursors.Encode(FeedCursor.At(3, 0), Samples.Recipient);

@@ -54,12 +54,7 @@ public sealed class FeedGrpcService : FeedService.FeedServiceBase
             throw new RpcException(new Status(StatusCode.InvalidArgument, "snapshot_size must not be negative"));
         }
 
-        var subscription = _registry.TryAdd(userId, out var refusal);
-        if (subscription is null)
-        {
-            _metrics.SubscriptionRefused();
-            throw new RpcException(new Status(StatusCode.ResourceExhausted, refusal!));
-        }
+        var subscription = _registry.TryAdd(userId, out var refusal) ?? throw Refused(refusal!);
 
         try
         {
@@ -92,12 +87,7 @@ public sealed class FeedGrpcService : FeedService.FeedServiceBase
             }
         }
 
-        var subscription = _registry.TryAdd(range, out var refusal);
-        if (subscription is null)
-        {
-            _metrics.SubscriptionRefused();
-            throw new RpcException(new Status(StatusCode.ResourceExhausted, refusal!));
-        }
+        var subscription = _registry.TryAdd(range, out var refusal) ?? throw Refused(refusal!);
 
         try
         {
@@ -155,6 +145,18 @@ public sealed class FeedGrpcService : FeedService.FeedServiceBase
         throw subscription.Overflowed
             ? new RpcException(new Status(StatusCode.Aborted, $"subscriber fell more than {subscription.Capacity} events behind and was cut off; resubscribe with the last cursor received"))
             : new RpcException(new Status(StatusCode.Unavailable, "the edge is shutting down; resubscribe with the last cursor received"));
+    }
+
+    /// <summary>UNAVAILABLE during shutdown (resume at once, elsewhere); RESOURCE_EXHAUSTED at a limit, which is counted.</summary>
+    private RpcException Refused(SubscriptionRefusal refusal)
+    {
+        if (refusal.ShuttingDown)
+        {
+            return new RpcException(new Status(StatusCode.Unavailable, refusal.Reason));
+        }
+
+        _metrics.SubscriptionRefused();
+        return new RpcException(new Status(StatusCode.ResourceExhausted, refusal.Reason));
     }
 
     private FeedCursor? DecodeCursor(string text, string userId)

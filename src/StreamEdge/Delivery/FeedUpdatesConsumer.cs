@@ -121,6 +121,7 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
 
         var feedEvent = FeedEvents.ToFeedEvent(update);
         _replica.Apply(partition, offset, update, feedEvent);
+        _metrics.Applied(result.Message.Timestamp);
         if (_registry.HasSubscribers(update.RecipientId))
         {
             feedEvent.Cursor = _cursors.Encode(FeedCursor.At(partition, offset), update.RecipientId);

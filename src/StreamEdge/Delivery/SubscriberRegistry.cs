@@ -13,6 +13,12 @@ public readonly record struct PartitionRange(int First, int Last)
     public override string ToString() => $"partitions {First}-{Last}";
 }
 
+/// <summary>
+/// Why a subscription was not registered. <see cref="ShuttingDown"/> refusals are retryable at once (on another
+/// instance, or this one once it is back); the others mean a limit was reached.
+/// </summary>
+public sealed record SubscriptionRefusal(string Reason, bool ShuttingDown);
+
 /// <summary>A service's subscription to every update of a partition range.</summary>
 public sealed record PartitionSubscription(PartitionRange Range, Subscription<PartitionFeedEvent> Subscription);
 
@@ -29,6 +35,7 @@ public sealed class SubscriberRegistry
     private readonly EdgeMetrics _metrics;
     private ImmutableArray<PartitionSubscription> _partitionSubscriptions = [];
     private int _count;
+    private bool _closed;
 
     public SubscriberRegistry(IOptionsMonitor<EdgeOptions> options, EdgeMetrics metrics)
     {
@@ -42,17 +49,17 @@ public sealed class SubscriberRegistry
 
     /// <summary>
     /// Registers a subscription to a user's feed, or returns null (with why) when the user or the process already
-    /// holds its maximum.
+    /// holds its maximum, or the edge is shutting down.
     /// </summary>
-    public Subscription<FeedEvent>? TryAdd(string userId, out string? refusal)
+    public Subscription<FeedEvent>? TryAdd(string userId, out SubscriptionRefusal? refusal)
     {
         var options = _options.CurrentValue;
         lock (_gate)
         {
             var current = _byUser.GetValueOrDefault(userId, []);
-            refusal = current.Length >= options.MaxSubscriptionsPerUser
-                ? $"this user already holds the maximum of {options.MaxSubscriptionsPerUser} concurrent subscriptions (Edge:MaxSubscriptionsPerUser); close one before opening another"
-                : ProcessFull(options);
+            refusal = Closed() ?? (current.Length >= options.MaxSubscriptionsPerUser
+                ? new SubscriptionRefusal($"this user already holds the maximum of {options.MaxSubscriptionsPerUser} concurrent subscriptions (Edge:MaxSubscriptionsPerUser); close one before opening another", ShuttingDown: false)
+                : ProcessFull(options));
             if (refusal is not null)
             {
                 return null;
@@ -93,15 +100,15 @@ public sealed class SubscriberRegistry
         }
     }
 
-    /// <summary>Registers a service subscription to a partition range, or returns null (with why) at a process-wide maximum.</summary>
-    public PartitionSubscription? TryAdd(PartitionRange range, out string? refusal)
+    /// <summary>Registers a service subscription to a partition range, or returns null (with why) at a process-wide maximum or during shutdown.</summary>
+    public PartitionSubscription? TryAdd(PartitionRange range, out SubscriptionRefusal? refusal)
     {
         var options = _options.CurrentValue;
         lock (_gate)
         {
-            refusal = _partitionSubscriptions.Length >= options.MaxPartitionSubscriptions
-                ? $"this edge already serves its maximum of {options.MaxPartitionSubscriptions} partition subscriptions (Edge:MaxPartitionSubscriptions); close one or use another instance"
-                : ProcessFull(options);
+            refusal = Closed() ?? (_partitionSubscriptions.Length >= options.MaxPartitionSubscriptions
+                ? new SubscriptionRefusal($"this edge already serves its maximum of {options.MaxPartitionSubscriptions} partition subscriptions (Edge:MaxPartitionSubscriptions); close one or use another instance", ShuttingDown: false)
+                : ProcessFull(options));
             if (refusal is not null)
             {
                 return null;
@@ -188,7 +195,23 @@ public sealed class SubscriberRegistry
         }
     }
 
-    /// <summary>Ends every subscription (graceful shutdown); each stream then closes with a resumable status.</summary>
+    /// <summary>
+    /// Shutdown: refuses every later subscription and ends every open one; each stream closes with a resumable
+    /// status. Without the refusal, a client that resubscribed between the two (on a connection the server has not
+    /// yet sent GOAWAY on) would register a stream that no longer receives updates and waits out the host's
+    /// shutdown timeout.
+    /// </summary>
+    public void Close()
+    {
+        lock (_gate)
+        {
+            _closed = true;
+        }
+
+        CompleteAll();
+    }
+
+    /// <summary>Ends every open subscription; each stream closes with a resumable status and the client resubscribes.</summary>
     public void CompleteAll()
     {
         foreach (var subscriptions in _byUser.Values)
@@ -234,9 +257,12 @@ public sealed class SubscriberRegistry
         }
     }
 
-    private string? ProcessFull(EdgeOptions options) =>
+    private SubscriptionRefusal? Closed() =>
+        _closed ? new SubscriptionRefusal("the edge is shutting down; resubscribe with the last cursor received", ShuttingDown: true) : null;
+
+    private SubscriptionRefusal? ProcessFull(EdgeOptions options) =>
         _count >= options.MaxSubscriptions
-            ? $"this edge process already holds its maximum of {options.MaxSubscriptions} subscriptions (Edge:MaxSubscriptions); retry on another instance"
+            ? new SubscriptionRefusal($"this edge process already holds its maximum of {options.MaxSubscriptions} subscriptions (Edge:MaxSubscriptions); retry on another instance", ShuttingDown: false)
             : null;
 
     private void Added()

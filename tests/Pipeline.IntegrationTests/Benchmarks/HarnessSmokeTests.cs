@@ -21,5 +21,6 @@ public sealed class HarnessSmokeTests
         Assert.Equal(0, result.Gaps);
         Assert.Equal(0, result.Duplicates);
         Assert.True(result.P99Ms > 0 && result.ProcessorCores > 0, "the harness measured latency and CPU");
+        Assert.False(double.IsNaN(result.EdgeApplyP50Ms), "the harness read the edge's update-age histogram for the run");
     }
 }

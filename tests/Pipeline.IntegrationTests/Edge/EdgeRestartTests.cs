@@ -171,10 +171,15 @@ public sealed class EdgeRestartTests : IAsyncLifetime
             _processor.Services,
             _cluster.BootstrapServers,
             _logs,
-            () => subscribers.All(s => s.ReceivedCount >= postsPerAuthor),
+            () => subscribers.All(s => s.ReceivedCount >= postsPerAuthor) || reading.Any(r => r.IsFaulted),
             $"every subscriber to receive its {postsPerAuthor} posts",
             timeout.Token,
-            () => "behind: " + string.Join(", ", subscribers.Where(s => s.ReceivedCount < postsPerAuthor).Select(s => $"{s.User} has {s.ReceivedCount}")));
+            () => "behind: " + string.Join(", ", subscribers.Where(s => s.ReceivedCount < postsPerAuthor).Select(s => $"{s.User} has {s.ReceivedCount} ({s.State})")));
+        if (reading.FirstOrDefault(r => r.IsFaulted) is { } failed)
+        {
+            // A subscriber stopped reading: its exception says why (a status the client does not resume on, a reset).
+            await failed;
+        }
 
         await stopReading.CancelAsync();
         await Task.WhenAll(reading).WaitAsync(timeout.Token);
@@ -278,6 +283,8 @@ public sealed class EdgeRestartTests : IAsyncLifetime
 
         public int ReceivedCount => Volatile.Read(ref _received);
 
+        /// <summary>What the reader was last doing (for a timeout's report).</summary>
+        public string State { get; private set; } = "not started";
 
         /// <summary>Streams ended by the server (kill sweeps, restarts) and resumed.</summary>
         public int Reconnects => Volatile.Read(ref _reconnects);
@@ -295,11 +302,25 @@ public sealed class EdgeRestartTests : IAsyncLifetime
         /// <summary>Reads until <paramref name="stop"/> is cancelled; stream errors are reconnects, anything else fails the test.</summary>
         public async Task ReadAsync(CancellationTokenSource stop)
         {
+            try
+            {
+                await ReadUntilStoppedAsync(stop);
+            }
+            catch (Exception ex) when (!stop.IsCancellationRequested)
+            {
+                throw new InvalidOperationException($"{user} stopped reading after {ReceivedCount} posts and {Reconnects} reconnects: {ex.Message}", ex);
+            }
+        }
+
+        private async Task ReadUntilStoppedAsync(CancellationTokenSource stop)
+        {
             while (!stop.IsCancellationRequested)
             {
                 try
                 {
+                    State = "subscribing";
                     using var call = client.Subscribe(new SubscribeRequest { UserId = user, Cursor = _cursor }, cancellationToken: stop.Token);
+                    State = "reading";
                     while (await call.ResponseStream.MoveNext(stop.Token))
                     {
                         var feedEvent = call.ResponseStream.Current;
@@ -321,6 +342,7 @@ public sealed class EdgeRestartTests : IAsyncLifetime
                 catch (RpcException ex) when (ex.StatusCode is StatusCode.Unavailable or StatusCode.Internal or StatusCode.Unknown && !stop.IsCancellationRequested)
                 {
                     Interlocked.Increment(ref _reconnects);
+                    State = $"retrying after {ex.StatusCode}";
                     await Task.Delay(25, stop.Token);
                 }
                 catch (Exception) when (stop.IsCancellationRequested)

@@ -1,3 +1,5 @@
+using System.Globalization;
+using Feed.V1;
 using Pipeline.IntegrationTests.Pipeline;
 
 namespace Pipeline.IntegrationTests.Edge;
@@ -29,4 +31,43 @@ public sealed class MetricsTests
             Assert.Contains(metric, text, StringComparison.Ordinal);
         }
     }
+
+    [Fact]
+    public async Task UpdateAge_CountsEachAppliedUpdate_FromTheCausingPostsTimestamp_InTheEdgesBuckets()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{_pipeline.WebPort}"), Timeout = TimeSpan.FromSeconds(30) };
+        var run = Guid.NewGuid().ToString("N")[..8];
+        var (author, follower) = ($"age-author-{run}", $"age-follower-{run}");
+        await _pipeline.FollowAsync(follower, author, timeout.Token);
+        var (countBefore, sumBefore, _) = await UpdateAgeAsync(http, timeout.Token);
+
+        using var call = await _pipeline.SubscribeAsync(follower, timeout.Token);
+        await _pipeline.Ingest.PublishPostAsync(new PublishPostRequest { AuthorId = author, Body = "age" }, cancellationToken: timeout.Token);
+        await call.ResponseStream.NextUpdateAsync(timeout.Token);
+        var (count, sum, text) = await UpdateAgeAsync(http, timeout.Token);
+
+        // The subscriber received the update only after the edge applied it, so it is counted by now.
+        Assert.True(count > countBefore, $"feed_edge_update_age_seconds_count stayed at {countBefore}");
+
+        // Ages come from the post's Kafka timestamp carried through both hops: a lost timestamp reads as decades.
+        Assert.InRange((sum - sumBefore) / (count - countBefore), 0, 60);
+
+        // The edge's own buckets (20 ms is not an OpenTelemetry default boundary).
+        Assert.Contains("feed_edge_update_age_seconds_bucket{otel_scope_name=\"Pipeline.StreamEdge\",le=\"0.02\"}", text, StringComparison.Ordinal);
+    }
+
+    private static async Task<(double Count, double Sum, string Text)> UpdateAgeAsync(HttpClient http, CancellationToken cancellationToken)
+    {
+        var text = await http.GetStringAsync(new Uri("/metrics", UriKind.Relative), cancellationToken);
+        return (Value(text, "feed_edge_update_age_seconds_count"), Value(text, "feed_edge_update_age_seconds_sum"), text);
+    }
+
+    /// <summary>"name{labels} value [timestamp]" → value (0 before the first record).</summary>
+    private static double Value(string text, string metric) =>
+        text.Split('\n').Where(line => line.StartsWith(metric, StringComparison.Ordinal))
+            .Select(line => line.Contains('}', StringComparison.Ordinal) ? line[(line.LastIndexOf('}') + 1)..] : line[metric.Length..])
+            .Select(rest => double.Parse(rest.Split(' ', StringSplitOptions.RemoveEmptyEntries)[0], CultureInfo.InvariantCulture))
+            .DefaultIfEmpty(0)
+            .Single();
 }
