@@ -83,6 +83,10 @@ public sealed class DevStackHost : IAsyncDisposable
                 ["Processor:ProvisionTopics"] = "false",
                 ["Processor:TopicPartitions"] = settings.Partitions.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 ["Processor:ReplicationFactor"] = "1",
+
+                // The embedded broker answers an empty fetch only when fetch.wait.max.ms expires (a real broker
+                // answers as soon as data arrives), so each topology hop waited up to the 50 ms default.
+                ["Processor:FetchWaitMaxMs"] = "10",
             });
             builder.Configuration.AddInMemoryCollection(settings.Overrides);
 

@@ -180,7 +180,7 @@ public sealed partial class FeedProcessorService : BackgroundService
 
             FetchWaitMaxMs = options.FetchWaitMaxMs,
             LingerMs = options.LingerMs,
-            PollMs = Math.Min(100, options.FetchWaitMaxMs),
+            PollMs = options.PollMs,
 
             // A new application reads its inputs from the beginning, as Kafka Streams does.
             AutoOffsetReset = AutoOffsetReset.Earliest,

@@ -40,11 +40,21 @@ public sealed class ProcessorOptions
     public int MaxPostBodyBytes { get; set; } = FeedContract.DefaultMaxPostBodyBytes;
 
     /// <summary>
-    /// Longest time a fetch waits for data. Each hop of the topology (input, repartitions) can add up to this much
-    /// latency on brokers that answer a fetch only when it expires; lower it for latency, raise it to cut requests.
+    /// Longest time a fetch waits for data. A Kafka broker answers as soon as data arrives, so this costs latency
+    /// only on brokers that answer a fetch when it expires (librdkafka's mock: the embedded stack sets 10), where
+    /// every hop of the topology can add up to this much; lower means more empty fetches on an idle topic.
     /// </summary>
     [Range(1, 10_000)]
     public int FetchWaitMaxMs { get; set; } = 50;
+
+    /// <summary>
+    /// How long each stream-thread iteration collects records before processing them. Streamiz keeps polling for
+    /// the whole of it unless <c>MaxPollRecords</c> (500) arrive, so at a moderate rate every hop waits for it: lower
+    /// it for latency (an idle thread then loops more often, each loop blocking in the consumer), raise it for
+    /// larger batches.
+    /// </summary>
+    [Range(1, 1_000)]
+    public int PollMs { get; set; } = 10;
 
     /// <summary>Producer batching delay, in milliseconds; part of every hop's latency.</summary>
     [Range(0, 1_000)]

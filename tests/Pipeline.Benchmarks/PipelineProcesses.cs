@@ -67,6 +67,10 @@ public static class PipelineProcesses
             // the 45 s default, a restarted or second-thread processor idled 44 s. 6 s is the lowest a real broker
             // accepts; the fault battery uses the same.
             ["Processor__SessionTimeoutMs"] = "6000",
+
+            // The mock answers an empty fetch only when fetch.wait.max.ms expires, where a real broker answers as
+            // soon as data arrives; the embedded dev stack sets the same (DevStackHost).
+            ["Processor__FetchWaitMaxMs"] = "10",
         };
         foreach (var (key, value) in extra ?? new Dictionary<string, string>())
         {

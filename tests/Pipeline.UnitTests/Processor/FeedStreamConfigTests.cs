@@ -28,6 +28,19 @@ public sealed class FeedStreamConfigTests
     }
 
     [Fact]
+    public void LatencySettings_ReachStreamizAndItsClients()
+    {
+        var config = FeedProcessorService.StreamConfigFor(
+            new ProcessorOptions { ApplicationId = "feeds", PollMs = 7, FetchWaitMaxMs = 12, LingerMs = 3, CommitIntervalMs = 250 },
+            new ClientConfig { BootstrapServers = "127.0.0.1:9092" });
+
+        Assert.Equal(7, config.PollMs);
+        Assert.Equal(12, config.ToConsumerConfig().FetchWaitMaxMs);
+        Assert.Equal(3, config.ToProducerConfig().LingerMs);
+        Assert.Equal(250, config.CommitIntervalMs);
+    }
+
+    [Fact]
     public void NamedAdminClients_GetTheirOwnConfiguration()
     {
         var config = Config();
