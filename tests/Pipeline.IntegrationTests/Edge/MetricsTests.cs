@@ -45,9 +45,17 @@ public sealed class MetricsTests
         using var call = await _pipeline.SubscribeAsync(follower, timeout.Token);
         await _pipeline.Ingest.PublishPostAsync(new PublishPostRequest { AuthorId = author, Body = "age" }, cancellationToken: timeout.Token);
         await call.ResponseStream.NextUpdateAsync(timeout.Token);
-        var (count, sum, text) = await UpdateAgeAsync(http, timeout.Token);
 
-        // The subscriber received the update only after the edge applied it, so it is counted by now.
+        // The subscriber received the update only after the edge applied it, so it is counted; the exporter may
+        // still answer from its cached scrape (300 ms) for a moment.
+        var (count, sum, text) = await UpdateAgeAsync(http, timeout.Token);
+        using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        while (count <= countBefore && !wait.IsCancellationRequested)
+        {
+            await Task.Delay(100, timeout.Token);
+            (count, sum, text) = await UpdateAgeAsync(http, timeout.Token);
+        }
+
         Assert.True(count > countBefore, $"feed_edge_update_age_seconds_count stayed at {countBefore}");
 
         // Ages come from the post's Kafka timestamp carried through both hops: a lost timestamp reads as decades.
