@@ -54,6 +54,14 @@ public sealed class EdgeOptions
     [Range(1, 1_000_000)]
     public int ResumeWindow { get; set; } = 1000;
 
+    /// <summary>
+    /// While the replica catches up (after a start or restart), how long a feed stream is held before it is
+    /// refused with UNAVAILABLE. A held stream proceeds the moment the edge is ready, so reconnecting subscribers
+    /// wait in place instead of retrying in a storm that takes the CPU the catch-up needs. 0 refuses at once.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:05:00")]
+    public TimeSpan NotReadyHoldTime { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>Interval of heartbeat events on idle and busy streams alike.</summary>
     [Range(typeof(TimeSpan), "00:00:00.010", "01:00:00")]
     public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(15);

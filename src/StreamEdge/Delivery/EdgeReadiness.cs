@@ -9,6 +9,7 @@ namespace Pipeline.StreamEdge.Delivery;
 /// </summary>
 public sealed class EdgeReadiness : IHealthCheck
 {
+    private readonly TaskCompletionSource _caughtUpSignal = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile bool _caughtUp;
     private volatile int _partitionCount;
 
@@ -19,7 +20,30 @@ public sealed class EdgeReadiness : IHealthCheck
 
     public void MarkAssigned(int partitionCount) => _partitionCount = partitionCount;
 
-    public void MarkCaughtUp() => _caughtUp = true;
+    public void MarkCaughtUp()
+    {
+        _caughtUp = true;
+        _caughtUpSignal.TrySetResult();
+    }
+
+    /// <summary>True once ready, false if <paramref name="limit"/> passes first; throws when cancelled.</summary>
+    public async Task<bool> WaitUntilReadyAsync(TimeSpan limit, CancellationToken cancellationToken)
+    {
+        if (_caughtUp)
+        {
+            return true;
+        }
+
+        try
+        {
+            await _caughtUpSignal.Task.WaitAsync(limit, cancellationToken);
+            return true;
+        }
+        catch (TimeoutException)
+        {
+            return false;
+        }
+    }
 
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
         Task.FromResult(_caughtUp

@@ -63,8 +63,47 @@ public sealed class EdgeReadinessTests : IAsyncDisposable
     }
 
     /// <summary>
+    /// A feed stream opened before the edge has caught up waits, unauthenticated, and goes on through the normal
+    /// pipeline the moment the edge is ready (here it has no token, so it then meets authentication); one held at
+    /// shutdown is released with UNAVAILABLE, long before its hold time.
+    /// </summary>
+    [Fact]
+    public async Task NotReady_FeedStreamsAreHeld_ThenProceedWhenReady_OrEndUnavailableAtShutdown()
+    {
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await using (var edge = StartEdge(PipelineFixture.FreePort(), PipelineFixture.FreePort(), notReadyHoldTime: TimeSpan.FromMinutes(2)))
+        {
+            await edge.StartAsync(CancellationToken.None);
+            var held = OpenAndReadAsync(edge, bound.Token);
+            await Task.Delay(500, bound.Token);
+            Assert.False(held.IsCompleted, "the stream was not held");
+
+            edge.Services.GetRequiredService<EdgeReadiness>().MarkCaughtUp();
+
+            Assert.Equal(StatusCode.Unauthenticated, (await held).StatusCode);
+            await edge.StopAsync(CancellationToken.None);
+        }
+
+        // An edge that never catches up: its held stream is released by the shutdown.
+        await using (var stopping = StartEdge(PipelineFixture.FreePort(), PipelineFixture.FreePort(), notReadyHoldTime: TimeSpan.FromMinutes(2)))
+        {
+            await stopping.StartAsync(CancellationToken.None);
+            var held = OpenAndReadAsync(stopping, bound.Token);
+            await Task.Delay(500, bound.Token);
+            Assert.False(held.IsCompleted, "the stream was not held");
+
+            await stopping.StopAsync(bound.Token);
+
+            var released = await held;
+            Assert.Equal(StatusCode.Unavailable, released.StatusCode);
+            Assert.Contains("still building its feed replica", released.Status.Detail, StringComparison.Ordinal);
+        }
+    }
+
+    /// <summary>
     /// Before it has caught up (here: feed.updates does not exist yet, so it never does), the edge refuses feed
-    /// streams with UNAVAILABLE ahead of authentication, over gRPC and grpc-web alike, while health answers.
+    /// streams with UNAVAILABLE ahead of authentication, once their hold time has passed, over gRPC and grpc-web
+    /// alike, while health answers.
     /// </summary>
     [Fact]
     public async Task NotReady_FeedStreamsAreUnavailable_BeforeAuthentication_HealthStillAnswers()
@@ -104,6 +143,17 @@ public sealed class EdgeReadinessTests : IAsyncDisposable
         var health = await new Health.HealthClient(native).CheckAsync(new HealthCheckRequest());
         Assert.Equal(HealthCheckResponse.Types.ServingStatus.NotServing, health.Status);
         await edge.StopAsync(CancellationToken.None);
+    }
+
+    /// <summary>A Subscribe without a token on the edge's HTTP/2 port, read until it fails.</summary>
+    private static async Task<RpcException> OpenAndReadAsync(WebApplication edge, CancellationToken cancellationToken)
+    {
+        using var channel = GrpcChannel.ForAddress(edge.Configuration["Kestrel:Endpoints:Grpc:Url"]!);
+        return await Assert.ThrowsAsync<RpcException>(async () =>
+        {
+            using var call = new FeedService.FeedServiceClient(channel).Subscribe(new SubscribeRequest { UserId = "alice" }, cancellationToken: cancellationToken);
+            await call.ResponseStream.MoveNext(cancellationToken);
+        });
     }
 
     public ValueTask DisposeAsync()
@@ -153,7 +203,7 @@ public sealed class EdgeReadinessTests : IAsyncDisposable
         }
     }
 
-    private WebApplication StartEdge(int grpcPort, int webPort)
+    private WebApplication StartEdge(int grpcPort, int webPort, TimeSpan? notReadyHoldTime = null)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
@@ -168,6 +218,7 @@ public sealed class EdgeReadinessTests : IAsyncDisposable
             ["Kestrel:Endpoints:Grpc:Protocols"] = "Http2",
             ["Kestrel:Endpoints:Web:Url"] = $"http://127.0.0.1:{webPort.ToString(CultureInfo.InvariantCulture)}",
             ["Kestrel:Endpoints:Web:Protocols"] = "Http1",
+            ["Edge:NotReadyHoldTime"] = (notReadyHoldTime ?? TimeSpan.FromMilliseconds(200)).ToString("c", CultureInfo.InvariantCulture),
         });
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         builder.AddStreamEdge();
