@@ -88,7 +88,7 @@ public sealed partial class FeedProcessorService : BackgroundService
             : null;
         _streamizLogging = StreamizLogging.Attach(config.ClientId, _loggerFactory, onLostTasks);
 
-        _stream = new KafkaStream(topology, config, new DefaultKafkaClientSupplier(new KafkaLoggerAdapter(config), config, new RepartitionPurge(_metrics, _loggerFactory.CreateLogger<RepartitionPurge>())));
+        _stream = new KafkaStream(topology, config, new DefaultKafkaClientSupplier(new KafkaLoggerAdapter(config), config, new ObservedKafkaClients(new RepartitionPurge(_metrics, _loggerFactory.CreateLogger<RepartitionPurge>()), _metrics)));
         _stream.StateChanged += (previous, current) =>
         {
             State = current;

@@ -22,6 +22,7 @@ public sealed class ProcessorMetrics : IDisposable
     private int _openTasks;
     private long _purgesRefused;
     private readonly Histogram<double> _fanOutDuration;
+    private readonly Histogram<double> _commitDuration;
 
     public ProcessorMetrics(IMeterFactory? meterFactory = null)
     {
@@ -36,6 +37,12 @@ public sealed class ProcessorMetrics : IDisposable
         _meter.CreateObservableGauge("feed.processor.tasks.open", () => OpenTasks, "{task}", "Stream tasks open on this instance; 0 on a RUNNING instance means it holds no partitions (more instances than partitions, or a rebalance that left it out)");
         _meter.CreateObservableCounter("feed.processor.repartition_purges_refused", () => PurgesRefused, "{request}", "DeleteRecords requests for consumed repartition records that the broker refused; the repartition topics then keep records until retention");
         _fanOutDuration = _meter.CreateHistogram<double>("feed.processor.fanout.duration", "s", "Time one post's fan-out held the stream thread");
+        _commitDuration = _meter.CreateHistogram(
+            "feed.processor.transaction.commit.duration",
+            "s",
+            "Time a stream thread spent in one exactly-once commit (producer flushed, offsets sent to the transaction, transaction committed), blocked; output is visible downstream only after it",
+            tags: null,
+            new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] });
     }
 
     public long PostsIn => Volatile.Read(ref _postsIn);
@@ -59,6 +66,8 @@ public sealed class ProcessorMetrics : IDisposable
     public long PurgesRefused => Interlocked.Read(ref _purgesRefused);
 
     public TimeSpan LongestFanOut => TimeSpan.FromTicks(Volatile.Read(ref _largestFanOutTicks));
+
+    public void TransactionCommitted(TimeSpan elapsed) => _commitDuration.Record(elapsed.TotalSeconds);
 
     public void FanOutCompleted(TimeSpan elapsed)
     {

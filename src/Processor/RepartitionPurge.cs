@@ -2,7 +2,6 @@ using System.Reflection;
 using System.Runtime.ExceptionServices;
 using Confluent.Kafka;
 using Confluent.Kafka.Admin;
-using Streamiz.Kafka.Net.Kafka;
 
 namespace Pipeline.Processor;
 
@@ -13,11 +12,12 @@ namespace Pipeline.Processor;
 /// cost the finalizer thread 15 % of the process's CPU in a profile, and nobody learns that the repartition
 /// topics now grow until their retention. The admin clients Streamiz builds are wrapped so that each purge's
 /// outcome is observed: the first refusal is logged as a warning with what it means, and every refusal is counted
-/// (<c>feed_processor_repartition_purges_refused_total</c>).
+/// (<c>feed_processor_repartition_purges_refused_total</c>). Streamiz gets its builders through <see cref="ObservedKafkaClients"/>.
 /// </summary>
-public sealed partial class RepartitionPurge(ProcessorMetrics metrics, ILogger logger) : DefaultKafkaClientBuilder
+public sealed partial class RepartitionPurge(ProcessorMetrics metrics, ILogger logger)
 {
-    public override AdminClientBuilder GetAdminBuilder(AdminClientConfig config) => new ObservingBuilder(config, this);
+    /// <summary>An admin client builder whose clients are wrapped by <see cref="Wrap"/>.</summary>
+    public AdminClientBuilder Builder(AdminClientConfig config) => new ObservingBuilder(config, this);
 
     /// <summary>The client that Streamiz gets: <paramref name="inner"/>, with each purge's outcome observed.</summary>
     public IAdminClient Wrap(IAdminClient inner)

@@ -14,7 +14,8 @@ public sealed record LatencyResult(
     double DeliveriesPerSecond, double ProcessorInPerSecond, double ProcessorOutPerSecond,
     double BrokerCores, double ProcessorCores, double EdgeCores, double HarnessCores,
     long[] HistogramPercentilesUs,
-    double EdgeApplyP50Ms = double.NaN, double EdgeApplyP99Ms = double.NaN);
+    double EdgeApplyP50Ms = double.NaN, double EdgeApplyP99Ms = double.NaN,
+    double CommitP50Ms = double.NaN, double CommitP99Ms = double.NaN, double CommitsPerSecond = double.NaN);
 
 public sealed record ThroughputResult(long Posts, int FanOut, double ProcessorUpdatesPerSecond, double RawLoopUpdatesPerSecond, double Ratio);
 
@@ -31,6 +32,9 @@ public static class Scenarios
 
     /// <summary>The edge's histogram of post (Kafka timestamp) → update applied at the edge, before delivery.</summary>
     private const string UpdateAge = "feed_edge_update_age_seconds";
+
+    /// <summary>The processor's histogram of exactly-once commits (offsets sent → transaction committed).</summary>
+    private const string CommitDuration = "feed_processor_transaction_commit_duration_seconds";
 
     /// <summary>Extra processor settings for every scenario (e.g. Processor__Guarantee=AtLeastOnce), from the command line.</summary>
     public static Dictionary<string, string> ProcessorSettings { get; } = [];
@@ -57,6 +61,7 @@ public static class Scenarios
 
         var edgeMetrics = $"http://127.0.0.1:{layout.WebPort}/metrics";
         var ageBefore = await PipelineProcesses.ScrapeBucketsAsync(http, edgeMetrics, UpdateAge, cancellationToken);
+        var commitsBefore = await PipelineProcesses.ScrapeBucketsAsync(http, processorMetrics, CommitDuration, cancellationToken);
         var cpu = CpuSnapshot.Take(broker, processor, edge);
         var inBefore = await PipelineProcesses.ScrapeAsync(http, processorMetrics, "feed_processor_posts_in_total", cancellationToken);
         var outBefore = await PipelineProcesses.ScrapeAsync(http, processorMetrics, "feed_processor_feed_updates_out_total", cancellationToken);
@@ -74,6 +79,7 @@ public static class Scenarios
         var processorIn = (await PipelineProcesses.ScrapeAsync(http, processorMetrics, "feed_processor_posts_in_total", cancellationToken)) - inBefore;
         var processorOut = (await PipelineProcesses.ScrapeAsync(http, processorMetrics, "feed_processor_feed_updates_out_total", cancellationToken)) - outBefore;
         var age = BucketHistogram.Delta(ageBefore, await PipelineProcesses.ScrapeBucketsAsync(http, edgeMetrics, UpdateAge, cancellationToken));
+        var commits = BucketHistogram.Delta(commitsBefore, await PipelineProcesses.ScrapeBucketsAsync(http, processorMetrics, CommitDuration, cancellationToken));
         var h = fleet.Latency;
         return new LatencyResult(
             subscribers, fanOut, postsPerSecond, duration.TotalSeconds, perConnection,
@@ -82,7 +88,8 @@ public static class Scenarios
             fleet.Deliveries / window, processorIn / window, processorOut / window,
             cores[0], cores[1], cores[2], cores[3],
             [.. new[] { 10.0, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.99, 100 }.Select(p => h.GetValueAtPercentile(p))],
-            BucketHistogram.Quantile(age, 0.50) * 1000, BucketHistogram.Quantile(age, 0.99) * 1000);
+            BucketHistogram.Quantile(age, 0.50) * 1000, BucketHistogram.Quantile(age, 0.99) * 1000,
+            BucketHistogram.Quantile(commits, 0.50) * 1000, BucketHistogram.Quantile(commits, 0.99) * 1000, (commits.Count == 0 ? 0 : commits[^1].Count) / window);
     }
 
     /// <summary>

@@ -63,6 +63,9 @@ public sealed class MetricsTests
 
         // The edge's own buckets (20 ms is not an OpenTelemetry default boundary).
         Assert.Contains("feed_edge_update_age_seconds_bucket{otel_scope_name=\"Pipeline.StreamEdge\",le=\"0.02\"}", text, StringComparison.Ordinal);
+
+        // Under exactly-once the update became visible at a transaction commit, which the processor timed.
+        Assert.True(Value(text, "feed_processor_transaction_commit_duration_seconds_count") > 0, "no transaction commit was timed");
     }
 
     private static async Task<(double Count, double Sum, string Text)> UpdateAgeAsync(HttpClient http, CancellationToken cancellationToken)

@@ -80,8 +80,9 @@ public sealed class RepartitionPurgeTests
     [Fact]
     public void StreamizBuildsItsAdminClientsThroughTheWrapper()
     {
-        var purge = new RepartitionPurge(new ProcessorMetrics(), new FakeLogger<RepartitionPurge>());
-        using var admin = purge.GetAdminBuilder(new AdminClientConfig { BootstrapServers = "127.0.0.1:9", ClientId = "purge-test" }).Build();
+        var metrics = new ProcessorMetrics();
+        var clients = new ObservedKafkaClients(new RepartitionPurge(metrics, new FakeLogger<RepartitionPurge>()), metrics);
+        using var admin = clients.GetAdminBuilder(new AdminClientConfig { BootstrapServers = "127.0.0.1:9", ClientId = "purge-test" }).Build();
 
         Assert.IsAssignableFrom<DispatchProxy>(admin);
         Assert.StartsWith("purge-test#", admin.Name, StringComparison.Ordinal);
