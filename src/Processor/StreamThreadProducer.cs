@@ -120,14 +120,12 @@ public sealed class StreamThreadProducer(IProducer<byte[], byte[]> inner, Proces
 
     public void AbortTransaction(TimeSpan timeout)
     {
-        _commitStarted = 0;
         inner.AbortTransaction(timeout);
         Ended();
     }
 
     public void AbortTransaction()
     {
-        _commitStarted = 0;
         inner.AbortTransaction();
         Ended();
     }
@@ -148,14 +146,17 @@ public sealed class StreamThreadProducer(IProducer<byte[], byte[]> inner, Proces
 
     private void Committed(long started)
     {
-        _commitStarted = 0;
         metrics.TransactionCommitted(Stopwatch.GetElapsedTime(started));
         Ended();
     }
 
-    /// <summary>A committed transaction delivered every record, an aborted one discarded them: nothing is outstanding.</summary>
+    /// <summary>
+    /// A committed transaction delivered every record, an aborted one discarded them: nothing is outstanding, and
+    /// the next commit is timed from its own first step.
+    /// </summary>
     private void Ended()
     {
+        _commitStarted = 0;
         _inTransaction = false;
         Interlocked.Exchange(ref _producedSinceFlush, 0);
     }

@@ -20,6 +20,9 @@ public sealed class EdgeMetrics : IDisposable
 {
     public const string MeterName = "Pipeline.StreamEdge";
 
+    /// <summary>Seconds; fine enough around the latency targets (20 and 100 ms) and wide enough for a backlog.</summary>
+    private static readonly double[] UpdateAgeBuckets = [0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2.5, 5, 10, 30, 60, 300];
+
     private readonly Meter _meter;
     private readonly Counter<long> _drops;
     private readonly Histogram<double> _updateAge;
@@ -45,9 +48,6 @@ public sealed class EdgeMetrics : IDisposable
             tags: null,
             new InstrumentAdvice<double> { HistogramBucketBoundaries = UpdateAgeBuckets });
     }
-
-    /// <summary>Seconds; fine enough around the latency targets (20 and 100 ms) and wide enough for a backlog.</summary>
-    public static IReadOnlyList<double> UpdateAgeBuckets { get; } = [0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2.5, 5, 10, 30, 60, 300];
 
     public long Subscribers => Volatile.Read(ref _subscribers);
 

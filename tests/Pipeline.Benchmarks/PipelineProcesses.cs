@@ -153,8 +153,7 @@ public static class PipelineProcesses
             if (line.StartsWith(histogram + "_bucket{", StringComparison.Ordinal) && line.IndexOf("le=\"", StringComparison.Ordinal) is var le and >= 0)
             {
                 var bound = line[(le + 4)..line.IndexOf('"', le + 4)];
-                var count = line[(line.LastIndexOf('}') + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries)[0];
-                buckets.Add((bound == "+Inf" ? double.PositiveInfinity : double.Parse(bound, CultureInfo.InvariantCulture), double.Parse(count, CultureInfo.InvariantCulture)));
+                buckets.Add((bound == "+Inf" ? double.PositiveInfinity : double.Parse(bound, CultureInfo.InvariantCulture), SampleValue(line, histogram.Length)));
             }
         }
 
@@ -162,19 +161,28 @@ public static class PipelineProcesses
     }
 
     /// <summary>Reads one counter or gauge from a Prometheus text scrape (0 when absent).</summary>
-    public static async Task<double> ScrapeAsync(HttpClient http, string url, string metric, CancellationToken cancellationToken)
+    public static async Task<double> ScrapeAsync(HttpClient http, string url, string metric, CancellationToken cancellationToken) =>
+        Value(await http.GetStringAsync(new Uri(url), cancellationToken), metric);
+
+    /// <summary>The first sample of <paramref name="metric"/> in a Prometheus text exposition (0 when absent).</summary>
+    public static double Value(string text, string metric)
     {
-        var text = await http.GetStringAsync(new Uri(url), cancellationToken);
         foreach (var line in text.Split('\n'))
         {
             if (line.StartsWith(metric, StringComparison.Ordinal) && line.Length > metric.Length && line[metric.Length] is ' ' or '{')
             {
-                // "name{labels} value [timestamp]"
-                var afterLabels = line[metric.Length] == '{' ? line[(line.IndexOf('}', StringComparison.Ordinal) + 1)..] : line[metric.Length..];
-                return double.Parse(afterLabels.Split(' ', StringSplitOptions.RemoveEmptyEntries)[0], CultureInfo.InvariantCulture);
+                return SampleValue(line, metric.Length);
             }
         }
 
         return 0;
+    }
+
+    /// <summary>"name{labels} value [timestamp]" → value; the name is <paramref name="nameLength"/> characters or more.</summary>
+    private static double SampleValue(string line, int nameLength)
+    {
+        var labelsEnd = line.IndexOf('}', nameLength);
+        var afterLabels = labelsEnd >= 0 ? line[(labelsEnd + 1)..] : line[nameLength..];
+        return double.Parse(afterLabels.Split(' ', StringSplitOptions.RemoveEmptyEntries)[0], CultureInfo.InvariantCulture);
     }
 }

@@ -9,34 +9,29 @@ namespace Pipeline.StreamEdge.Delivery;
 /// </summary>
 public sealed class EdgeReadiness : IHealthCheck
 {
-    private readonly TaskCompletionSource _caughtUpSignal = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private volatile bool _caughtUp;
+    private readonly TaskCompletionSource _caughtUp = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile int _partitionCount;
 
-    public bool IsReady => _caughtUp;
+    public bool IsReady => _caughtUp.Task.IsCompleted;
 
     /// <summary>Partitions of feed.updates the replica consumes (0 until assigned).</summary>
     public int PartitionCount => _partitionCount;
 
     public void MarkAssigned(int partitionCount) => _partitionCount = partitionCount;
 
-    public void MarkCaughtUp()
-    {
-        _caughtUp = true;
-        _caughtUpSignal.TrySetResult();
-    }
+    public void MarkCaughtUp() => _caughtUp.TrySetResult();
 
     /// <summary>True once ready, false if <paramref name="limit"/> passes first; throws when cancelled.</summary>
     public async Task<bool> WaitUntilReadyAsync(TimeSpan limit, CancellationToken cancellationToken)
     {
-        if (_caughtUp)
+        if (IsReady)
         {
             return true;
         }
 
         try
         {
-            await _caughtUpSignal.Task.WaitAsync(limit, cancellationToken);
+            await _caughtUp.Task.WaitAsync(limit, cancellationToken);
             return true;
         }
         catch (TimeoutException)
@@ -46,7 +41,7 @@ public sealed class EdgeReadiness : IHealthCheck
     }
 
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
-        Task.FromResult(_caughtUp
+        Task.FromResult(IsReady
             ? HealthCheckResult.Healthy("feed replica caught up with feed.updates")
             : HealthCheckResult.Unhealthy("rebuilding the feed replica from feed.updates"));
 }

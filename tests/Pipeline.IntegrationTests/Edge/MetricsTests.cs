@@ -1,5 +1,5 @@
-using System.Globalization;
 using Feed.V1;
+using Pipeline.Benchmarks;
 using Pipeline.IntegrationTests.Pipeline;
 
 namespace Pipeline.IntegrationTests.Edge;
@@ -65,20 +65,12 @@ public sealed class MetricsTests
         Assert.Contains("feed_edge_update_age_seconds_bucket{otel_scope_name=\"Pipeline.StreamEdge\",le=\"0.02\"}", text, StringComparison.Ordinal);
 
         // Under exactly-once the update became visible at a transaction commit, which the processor timed.
-        Assert.True(Value(text, "feed_processor_transaction_commit_duration_seconds_count") > 0, "no transaction commit was timed");
+        Assert.True(PipelineProcesses.Value(text, "feed_processor_transaction_commit_duration_seconds_count") > 0, "no transaction commit was timed");
     }
 
     private static async Task<(double Count, double Sum, string Text)> UpdateAgeAsync(HttpClient http, CancellationToken cancellationToken)
     {
         var text = await http.GetStringAsync(new Uri("/metrics", UriKind.Relative), cancellationToken);
-        return (Value(text, "feed_edge_update_age_seconds_count"), Value(text, "feed_edge_update_age_seconds_sum"), text);
+        return (PipelineProcesses.Value(text, "feed_edge_update_age_seconds_count"), PipelineProcesses.Value(text, "feed_edge_update_age_seconds_sum"), text);
     }
-
-    /// <summary>"name{labels} value [timestamp]" → value (0 before the first record).</summary>
-    private static double Value(string text, string metric) =>
-        text.Split('\n').Where(line => line.StartsWith(metric, StringComparison.Ordinal))
-            .Select(line => line.Contains('}', StringComparison.Ordinal) ? line[(line.LastIndexOf('}') + 1)..] : line[metric.Length..])
-            .Select(rest => double.Parse(rest.Split(' ', StringSplitOptions.RemoveEmptyEntries)[0], CultureInfo.InvariantCulture))
-            .DefaultIfEmpty(0)
-            .Single();
 }
