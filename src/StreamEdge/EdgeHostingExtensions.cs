@@ -64,8 +64,8 @@ public static class EdgeHostingExtensions
     {
         app.UseGrpcWeb(new GrpcWebOptions { DefaultEnabled = true });
         app.UseCors();
-        app.UseMiddleware<NotReadyGate>();
         app.UseEdgeAuth();
+        app.UseMiddleware<NotReadyGate>();
         app.MapGrpcService<FeedGrpcService>().RequireFeedCaller();
         app.MapGrpcService<IngestGrpcService>().RequireFeedCaller();
         app.MapGrpcReflectionService();

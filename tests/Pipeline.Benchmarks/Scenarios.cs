@@ -21,7 +21,7 @@ public sealed record ThroughputResult(long Posts, int FanOut, double ProcessorUp
 
 public sealed record SubscriberScaleResult(int Subscribers, int PerConnection, double EdgeBaselineMiB, double EdgeMiB, double BytesPerSubscriber, double HarnessMiB);
 
-public sealed record ResumeStormResult(int Subscribers, double SecondsToReady, double SecondsToFirstResumed, double SecondsToAllResumed, long Gaps, long Duplicates, long Deliveries, long Expected);
+public sealed record ResumeStormResult(int Subscribers, double SecondsToOpen, double SecondsToReady, double SecondsToFirstResumed, double SecondsToHalfResumed, double SecondsTo90PercentResumed, double SecondsToAllResumed, long Gaps, long Duplicates, long Deliveries, long Expected);
 
 public sealed record FanOutResult(int Followers, double SecondsToAllUpdates, double LongestStreamThreadSeconds, double ProcessorMiBBefore, double ProcessorMiBAfter);
 
@@ -167,15 +167,17 @@ public static class Scenarios
         await WaitUntilAsync(async () => await PipelineProcesses.ScrapeAsync(http, $"http://127.0.0.1:{layout.ProcessorMetricsPort}/metrics/", "feed_processor_follows_in_total", cancellationToken) >= subscribers, cancellationToken);
 
         await using var fleet = new SubscriberFleet();
+        var opening = Stopwatch.StartNew();
         await fleet.OpenAsync($"http://127.0.0.1:{layout.GrpcPort}", [.. Enumerable.Range(0, subscribers).Select(FeedWorkload.User)], perConnection, cancellationToken);
+        var opened = opening.Elapsed.TotalSeconds;
         var posting = workload.PostAsync(50, TimeSpan.FromSeconds(12), cancellationToken);
         await Task.Delay(3000, cancellationToken);
 
         await edge.StopAsync(TimeSpan.FromSeconds(30));
         await WaitUntilAsync(() => Task.FromResult(fleet.Live == 0), cancellationToken);
-        var restarted = Stopwatch.StartNew();
+        var spawned = Stopwatch.GetTimestamp();
         await using var newEdge = await PipelineProcesses.StartEdgeAsync(layout, cancellationToken);
-        var ready = restarted.Elapsed.TotalSeconds;
+        var ready = Stopwatch.GetElapsedTime(spawned).TotalSeconds;
         double firstResumed = -1;
         await WaitUntilAsync(
             () =>
@@ -183,14 +185,15 @@ public static class Scenarios
                 var live = fleet.Live;
                 if (firstResumed < 0 && live > 0)
                 {
-                    firstResumed = restarted.Elapsed.TotalSeconds;
+                    firstResumed = Stopwatch.GetElapsedTime(spawned).TotalSeconds;
                 }
 
                 return Task.FromResult(live == subscribers);
             },
             cancellationToken,
             pollMs: 10);
-        var resumed = restarted.Elapsed.TotalSeconds;
+        var resumed = Stopwatch.GetElapsedTime(spawned).TotalSeconds;
+        var resumedAt = fleet.LiveSince().Select(t => Stopwatch.GetElapsedTime(spawned, t).TotalSeconds).ToArray();
         await posting;
         var expected = workload.PostsSent * fanOut;
         var deadline = DateTime.UtcNow + DrainTimeout;
@@ -200,7 +203,7 @@ public static class Scenarios
         }
 
         await edge.DisposeAsync();
-        return new ResumeStormResult(subscribers, ready, firstResumed, resumed, fleet.Gaps, fleet.Duplicates, fleet.Deliveries, expected);
+        return new ResumeStormResult(subscribers, opened, ready, firstResumed, resumedAt[resumedAt.Length / 2], resumedAt[resumedAt.Length * 9 / 10], resumed, fleet.Gaps, fleet.Duplicates, fleet.Deliveries, expected);
     }
 
     /// <summary>One post by an author with <paramref name="followers"/> followers: time and memory of the fan-out.</summary>

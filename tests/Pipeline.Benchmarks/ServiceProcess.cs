@@ -27,11 +27,15 @@ public sealed class ServiceProcess : IAsyncDisposable
 
     public bool HasExited => _process.HasExited;
 
-    /// <summary>Starts <c>dotnet {assembly} {arguments}</c> in <paramref name="workingDirectory"/> with extra environment variables.</summary>
+    /// <summary>
+    /// Starts <c>dotnet {assembly} {arguments}</c> in <paramref name="workingDirectory"/> with extra environment
+    /// variables. Workstation GC unless <c>DOTNET_gcServer</c> is given: every process shares the same 2 cores here.
+    /// </summary>
     /// <param name="control">Keep stdin open for <see cref="SendAsync"/> (the broker's fault-control channel).</param>
     public static ServiceProcess Start(string name, string assembly, string arguments, string workingDirectory, IReadOnlyDictionary<string, string> environment, bool control = false)
     {
-        var settings = new Dictionary<string, string>(environment) { ["DOTNET_gcServer"] = "0" };
+        var settings = new Dictionary<string, string>(environment);
+        settings.TryAdd("DOTNET_gcServer", "0");
         return StartProgram(name, "dotnet", $"\"{Path.Combine(AppContext.BaseDirectory, assembly)}\" {arguments}", workingDirectory, settings, control);
     }
 

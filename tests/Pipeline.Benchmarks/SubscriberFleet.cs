@@ -39,6 +39,9 @@ public sealed class SubscriberFleet : IAsyncDisposable
 
     public int Live => _subscribers.Count(s => s.IsLive);
 
+    /// <summary>When each live subscriber last went live (<see cref="System.Diagnostics.Stopwatch"/> timestamps), ascending.</summary>
+    public long[] LiveSince() => [.. _subscribers.Where(s => s.IsLive).Select(s => s.LiveSince).Order()];
+
     /// <summary>The most recent stream error any subscriber saw, for diagnosis when subscribers cannot get live.</summary>
     public string? LastError { get; private set; }
 
@@ -112,10 +115,13 @@ public sealed class SubscriberFleet : IAsyncDisposable
         private readonly Dictionary<int, long> _next = [];
         private string _cursor = "";
         private volatile bool _live;
+        private long _liveSince;
 
         public Task Completion { get; private set; } = Task.CompletedTask;
 
         public bool IsLive => _live;
+
+        public long LiveSince => Interlocked.Read(ref _liveSince);
 
         public int Resubscribes { get; private set; }
 
@@ -131,8 +137,9 @@ public sealed class SubscriberFleet : IAsyncDisposable
             {
                 try
                 {
-                    using var call = client.Subscribe(new SubscribeRequest { UserId = user, Cursor = _cursor }, fleet._authorization, cancellationToken: cancellationToken);
+                    using var call = client.Subscribe(new SubscribeRequest { UserId = user, Cursor = _cursor }, new CallOptions(fleet._authorization, cancellationToken: cancellationToken).WithWaitForReady());
                     await call.ResponseHeadersAsync;
+                    Interlocked.Exchange(ref _liveSince, System.Diagnostics.Stopwatch.GetTimestamp());
                     _live = true;
                     while (await call.ResponseStream.MoveNext(cancellationToken))
                     {

@@ -5,12 +5,13 @@ using Pipeline.StreamEdge.Delivery;
 namespace Pipeline.StreamEdge.Api;
 
 /// <summary>
-/// Holds feed streams while the replica catches up, before authentication, and lets them through the moment the
-/// edge is ready; after <see cref="EdgeOptions.NotReadyHoldTime"/> (or at shutdown) it refuses them with
+/// Holds authenticated and authorized feed streams while the replica catches up, and lets them through the moment
+/// the edge is ready; after <see cref="EdgeOptions.NotReadyHoldTime"/> (or at shutdown) it refuses them with
 /// <c>UNAVAILABLE</c>. After an edge restart every subscriber reconnects at once: refused at once, they retried
-/// tens of thousands of times during one 10,000-subscriber resume storm on 2 cores, and that CPU (plus validating
-/// each caller's JWT, which the gate also skips) was what the catch-up needed. Only the feed service waits for the
-/// replica: ingest, health and reflection pass through.
+/// tens of thousands of times during one 10,000-subscriber resume storm on 2 cores, taking the CPU the catch-up
+/// needed. The gate sits after authentication so that checking the callers' tokens overlaps the catch-up instead of
+/// following it, and so that a caller without a valid token is refused at once instead of holding a stream. Only the
+/// feed service waits for the replica: ingest, health and reflection pass through.
 /// </summary>
 public sealed class NotReadyGate(RequestDelegate next, EdgeReadiness readiness, IOptions<EdgeOptions> options, IHostApplicationLifetime lifetime)
 {

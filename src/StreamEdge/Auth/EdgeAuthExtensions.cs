@@ -39,8 +39,8 @@ public static class EdgeAuthExtensions
     }
 
     /// <summary>
-    /// Authentication, then authorization. <c>MapStreamEdge</c> puts CORS (a preflight carries no token) and the
-    /// not-ready gate in front of them.
+    /// Authentication, then authorization. <c>MapStreamEdge</c> puts CORS (a preflight carries no token) in front of
+    /// them and the not-ready gate after them.
     /// </summary>
     public static WebApplication UseEdgeAuth(this WebApplication app)
     {

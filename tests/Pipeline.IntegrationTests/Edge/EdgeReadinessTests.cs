@@ -22,6 +22,7 @@ namespace Pipeline.IntegrationTests.Edge;
 public sealed class EdgeReadinessTests : IAsyncDisposable
 {
     private static readonly TimeSpan TrafficBound = TimeSpan.FromSeconds(60);
+    private static readonly DevTokens Tokens = new();
     private const long MaxUpdates = 400_000;
     private readonly string _stateDir = Path.Combine(Path.GetTempPath(), "edge-readiness-tests", Guid.NewGuid().ToString("N"));
     private readonly EmbeddedKafkaCluster _cluster = EmbeddedKafkaCluster.Start(new EmbeddedKafkaOptions { Port = 0, DefaultPartitions = 3 });
@@ -63,9 +64,10 @@ public sealed class EdgeReadinessTests : IAsyncDisposable
     }
 
     /// <summary>
-    /// A feed stream opened before the edge has caught up waits, unauthenticated, and goes on through the normal
-    /// pipeline the moment the edge is ready (here it has no token, so it then meets authentication); one held at
-    /// shutdown is released with UNAVAILABLE, long before its hold time.
+    /// A feed stream opened before the edge has caught up is authenticated, then waits, and goes on into the handler
+    /// the moment the edge is ready (its response headers arrive: it is registered); one held at shutdown is
+    /// released with UNAVAILABLE, long before its hold time. A caller without a valid token is refused at once, not
+    /// held.
     /// </summary>
     [Fact]
     public async Task NotReady_FeedStreamsAreHeld_ThenProceedWhenReady_OrEndUnavailableAtShutdown()
@@ -74,13 +76,21 @@ public sealed class EdgeReadinessTests : IAsyncDisposable
         await using (var edge = StartEdge(PipelineFixture.FreePort(), PipelineFixture.FreePort(), notReadyHoldTime: TimeSpan.FromMinutes(2)))
         {
             await edge.StartAsync(CancellationToken.None);
-            var held = OpenAndReadAsync(edge, bound.Token);
+            using var channel = GrpcChannel.ForAddress(edge.Configuration["Kestrel:Endpoints:Grpc:Url"]!);
+            var client = new FeedService.FeedServiceClient(channel);
+
+            var anonymous = await Assert.ThrowsAsync<RpcException>(() => OpenAndReadAsync(client, token: null, bound.Token).WaitAsync(TimeSpan.FromSeconds(20), bound.Token));
+            Assert.Equal(StatusCode.Unauthenticated, anonymous.StatusCode);
+
+            using var call = client.Subscribe(new SubscribeRequest { UserId = "alice" }, Bearer(Tokens.Mint("alice")), cancellationToken: bound.Token);
+            var headers = call.ResponseHeadersAsync;
             await Task.Delay(500, bound.Token);
-            Assert.False(held.IsCompleted, "the stream was not held");
+            Assert.False(headers.IsCompleted, "the stream was not held");
 
             edge.Services.GetRequiredService<EdgeReadiness>().MarkCaughtUp();
 
-            Assert.Equal(StatusCode.Unauthenticated, (await held).StatusCode);
+            await headers.WaitAsync(TimeSpan.FromSeconds(20), bound.Token);
+            await WaitForAsync(() => edge.Services.GetRequiredService<SubscriberRegistry>().HasSubscribers("alice"), bound.Token);
             await edge.StopAsync(CancellationToken.None);
         }
 
@@ -88,7 +98,8 @@ public sealed class EdgeReadinessTests : IAsyncDisposable
         await using (var stopping = StartEdge(PipelineFixture.FreePort(), PipelineFixture.FreePort(), notReadyHoldTime: TimeSpan.FromMinutes(2)))
         {
             await stopping.StartAsync(CancellationToken.None);
-            var held = OpenAndReadAsync(stopping, bound.Token);
+            using var channel = GrpcChannel.ForAddress(stopping.Configuration["Kestrel:Endpoints:Grpc:Url"]!);
+            var held = Assert.ThrowsAsync<RpcException>(() => OpenAndReadAsync(new FeedService.FeedServiceClient(channel), Tokens.Mint("alice"), bound.Token));
             await Task.Delay(500, bound.Token);
             Assert.False(held.IsCompleted, "the stream was not held");
 
@@ -101,12 +112,12 @@ public sealed class EdgeReadinessTests : IAsyncDisposable
     }
 
     /// <summary>
-    /// Before it has caught up (here: feed.updates does not exist yet, so it never does), the edge refuses feed
-    /// streams with UNAVAILABLE ahead of authentication, once their hold time has passed, over gRPC and grpc-web
-    /// alike, while health answers.
+    /// Before it has caught up (here: feed.updates does not exist yet, so it never does), the edge refuses
+    /// authenticated feed streams with UNAVAILABLE once their hold time has passed, over gRPC and grpc-web alike,
+    /// while health answers.
     /// </summary>
     [Fact]
-    public async Task NotReady_FeedStreamsAreUnavailable_BeforeAuthentication_HealthStillAnswers()
+    public async Task NotReady_FeedStreamsAreUnavailable_AfterTheirHoldTime_HealthStillAnswers()
     {
         var (grpcPort, webPort) = (PipelineFixture.FreePort(), PipelineFixture.FreePort());
         await using var edge = StartEdge(grpcPort, webPort);
@@ -123,18 +134,18 @@ public sealed class EdgeReadinessTests : IAsyncDisposable
         foreach (var channel in new[] { native, web })
         {
             var client = new FeedService.FeedServiceClient(channel);
+            var service = Bearer(Tokens.Mint("some-service", service: true));
             var subscribe = await Assert.ThrowsAsync<RpcException>(async () =>
             {
-                using var call = client.Subscribe(new SubscribeRequest { UserId = "alice" });
+                using var call = client.Subscribe(new SubscribeRequest { UserId = "alice" }, service);
                 await call.ResponseStream.MoveNext(CancellationToken.None);
             });
             var partitions = await Assert.ThrowsAsync<RpcException>(async () =>
             {
-                using var call = client.SubscribePartitions(new SubscribePartitionsRequest { FirstPartition = 0, LastPartition = 0 });
+                using var call = client.SubscribePartitions(new SubscribePartitionsRequest { FirstPartition = 0, LastPartition = 0 }, service);
                 await call.ResponseStream.MoveNext(CancellationToken.None);
             });
 
-            // No token at all: a ready edge would answer UNAUTHENTICATED; a catching-up one says "retry".
             Assert.Equal(StatusCode.Unavailable, subscribe.StatusCode);
             Assert.Contains("still building its feed replica", subscribe.Status.Detail, StringComparison.Ordinal);
             Assert.Equal(StatusCode.Unavailable, partitions.StatusCode);
@@ -145,15 +156,23 @@ public sealed class EdgeReadinessTests : IAsyncDisposable
         await edge.StopAsync(CancellationToken.None);
     }
 
-    /// <summary>A Subscribe without a token on the edge's HTTP/2 port, read until it fails.</summary>
-    private static async Task<RpcException> OpenAndReadAsync(WebApplication edge, CancellationToken cancellationToken)
+    /// <summary>Alice's feed, read until the stream fails.</summary>
+    private static async Task OpenAndReadAsync(FeedService.FeedServiceClient client, string? token, CancellationToken cancellationToken)
     {
-        using var channel = GrpcChannel.ForAddress(edge.Configuration["Kestrel:Endpoints:Grpc:Url"]!);
-        return await Assert.ThrowsAsync<RpcException>(async () =>
+        using var call = client.Subscribe(new SubscribeRequest { UserId = "alice" }, token is null ? null : Bearer(token), cancellationToken: cancellationToken);
+        while (await call.ResponseStream.MoveNext(cancellationToken))
         {
-            using var call = new FeedService.FeedServiceClient(channel).Subscribe(new SubscribeRequest { UserId = "alice" }, cancellationToken: cancellationToken);
-            await call.ResponseStream.MoveNext(cancellationToken);
-        });
+        }
+    }
+
+    private static Grpc.Core.Metadata Bearer(string token) => new() { { "Authorization", $"Bearer {token}" } };
+
+    private static async Task WaitForAsync(Func<bool> condition, CancellationToken cancellationToken)
+    {
+        while (!condition())
+        {
+            await Task.Delay(20, cancellationToken);
+        }
     }
 
     public ValueTask DisposeAsync()

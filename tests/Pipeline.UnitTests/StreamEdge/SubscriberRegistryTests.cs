@@ -73,4 +73,101 @@ public sealed class SubscriberRegistryTests : IDisposable
         Assert.Contains("Edge:MaxSubscriptions", perProcess.Reason, StringComparison.Ordinal);
         Assert.Equal(3, _registry.Count);
     }
+
+    [Fact]
+    public async Task ConcurrentAddsAndRemoves_NeverExceedALimit_AndLeaveNothingBehind()
+    {
+        using var services = Registry(perUser: 3, perProcess: 40, out var registry);
+        var users = Enumerable.Range(0, 25).Select(i => $"u{i}").ToArray();
+        var seen = new int[2];
+        var accepted = 0;
+
+        await Task.WhenAll(Enumerable.Range(0, 8).Select(worker => Task.Run(() =>
+        {
+            var random = new Random(worker);
+            for (var i = 0; i < 5_000; i++)
+            {
+                var user = users[random.Next(users.Length)];
+                var subscription = registry.TryAdd(user, out var refusal);
+                if (subscription is null)
+                {
+                    Assert.False(refusal!.ShuttingDown);
+                    continue;
+                }
+
+                Interlocked.Increment(ref accepted);
+                InterlockedMax(ref seen[0], registry.SubscriptionsOf(user).Count);
+                InterlockedMax(ref seen[1], registry.Count);
+                registry.Remove(subscription);
+            }
+        })));
+
+        Assert.InRange(seen[0], 1, 3);
+        Assert.InRange(seen[1], 1, 40);
+        Assert.True(accepted > 1_000, $"only {accepted} of 40,000 attempts were accepted");
+        Assert.Equal(0, registry.Count);
+        Assert.All(users, user => Assert.False(registry.HasSubscribers(user)));
+    }
+
+    [Fact]
+    public async Task Close_RacingWithAdds_EndsEverySubscriptionItAccepted()
+    {
+        using var services = Registry(perUser: 1_000_000, perProcess: 10_000_000, out var registry);
+        var accepted = new System.Collections.Concurrent.ConcurrentBag<Subscription<Feed.V1.FeedEvent>>();
+        using var started = new CountdownEvent(4);
+
+        var adders = Enumerable.Range(0, 4).Select(worker => Task.Run(() =>
+        {
+            started.Signal();
+            for (var n = 0; ; n++)
+            {
+                if (registry.TryAdd($"u{worker}-{n % 100}", out var refusal) is not { } subscription)
+                {
+                    Assert.True(refusal!.ShuttingDown);
+                    return;
+                }
+
+                accepted.Add(subscription);
+            }
+        })).ToArray();
+        started.Wait();
+        await Task.Delay(5);
+        registry.Close();
+        await Task.WhenAll(adders);
+
+        Assert.NotEmpty(accepted);
+        Assert.All(accepted, subscription => Assert.True(subscription.Reader.Completion.IsCompleted, "a subscription accepted around Close() was left open"));
+        Assert.Equal(accepted.Count, registry.Count);
+    }
+
+    private static ServiceProvider Registry(int perUser, int perProcess, out SubscriberRegistry registry)
+    {
+        var services = new ServiceCollection()
+            .AddMetrics()
+            .AddSingleton<EdgeMetrics>()
+            .AddSingleton<SubscriberRegistry>()
+            .Configure<EdgeOptions>(options =>
+            {
+                options.MaxSubscriptionsPerUser = perUser;
+                options.MaxSubscriptions = perProcess;
+            })
+            .BuildServiceProvider();
+        registry = services.GetRequiredService<SubscriberRegistry>();
+        return services;
+    }
+
+    private static void InterlockedMax(ref int target, int value)
+    {
+        var current = Volatile.Read(ref target);
+        while (value > current)
+        {
+            var seen = Interlocked.CompareExchange(ref target, value, current);
+            if (seen == current)
+            {
+                return;
+            }
+
+            current = seen;
+        }
+    }
 }
