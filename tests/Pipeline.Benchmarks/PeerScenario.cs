@@ -71,6 +71,8 @@ public static class PeerScenario
 
             var cpu = new CpuWindow(broker.CpuTime, processorCpu, edge.CpuTime, () => Process.GetCurrentProcess().TotalProcessorTime);
             var counts = await ProcessorCounts.ReadAsync(http, processorMetrics, cancellationToken);
+            var edgeMetrics = $"http://127.0.0.1:{layout.WebPort}/metrics";
+            var ageBefore = await PipelineProcesses.ScrapeBucketsAsync(http, edgeMetrics, Scenarios.UpdateAge, cancellationToken);
             var started = DateTime.UtcNow;
             await post();
             var expected = postsSent() * fanOut;
@@ -84,6 +86,7 @@ public static class PeerScenario
             var window = (fleet.LastDelivery - started).TotalSeconds;
             var (processorIn, processorOut) = await counts.RatesSinceAsync(window);
             edgeMiB = edge.PrivateBytes() / 1024.0 / 1024.0;
+            var age = BucketHistogram.Delta(ageBefore, await PipelineProcesses.ScrapeBucketsAsync(http, edgeMetrics, Scenarios.UpdateAge, cancellationToken));
             var h = fleet.Latency;
             ours = new LatencyResult(
                 subscribers, fanOut, postsPerSecond, duration.TotalSeconds, perConnection,
@@ -91,7 +94,8 @@ public static class PeerScenario
                 Ms(h.GetValueAtPercentile(50)), Ms(h.GetValueAtPercentile(90)), Ms(h.GetValueAtPercentile(99)), Ms(h.GetValueAtPercentile(99.9)), Ms(h.GetValueAtPercentile(100)),
                 window > 0 ? fleet.Deliveries / window : 0, processorIn, processorOut,
                 cores[0], cores[1], cores[2], cores[3],
-                [.. new[] { 10.0, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.99, 100 }.Select(p => h.GetValueAtPercentile(p))]);
+                [.. new[] { 10.0, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.99, 100 }.Select(p => h.GetValueAtPercentile(p))],
+                EdgeApplyP50Ms: BucketHistogram.Quantile(age, 0.50) * 1000, EdgeApplyP99Ms: BucketHistogram.Quantile(age, 0.99) * 1000);
             Console.WriteLine("  ours: " + Report.Describe(ours));
         }
 

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using ScottPlot;
 
 namespace Pipeline.Benchmarks;
@@ -8,7 +9,8 @@ namespace Pipeline.Benchmarks;
 /// <summary>Prints results as Markdown tables, appends them as JSON lines, and draws the plots for BENCHMARKS.md.</summary>
 public sealed class Report(string outputDirectory)
 {
-    private static readonly JsonSerializerOptions Json = new() { WriteIndented = false };
+    // Figures a scenario could not measure (the peer has no edge histogram; --direct runs no processor) are NaN.
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = false, NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals };
 
     public void Write(string scenario, object result)
     {
@@ -21,7 +23,10 @@ public sealed class Report(string outputDirectory)
     public static string Describe(object result) => result switch
     {
         LatencyResult r => Invariant(
-            $"latency  | {r.Subscribers} subs × fan-out {r.FanOut} @ {r.PostsPerSecond}/s for {r.Seconds}s ({r.PerConnection}/conn) | p50 {r.P50Ms:F1} ms · p90 {r.P90Ms:F1} · p99 {r.P99Ms:F1} · p99.9 {r.P999Ms:F1} · max {r.MaxMs:F1} | of which post → edge apply ≈ p50 {r.EdgeApplyP50Ms:F0} ms · p99 {r.EdgeApplyP99Ms:F0} ms (edge buckets) | processor commits {r.CommitsPerSecond:F1}/s, each ≈ p50 {r.CommitP50Ms:F1} ms · p99 {r.CommitP99Ms:F1} ms | {r.DeliveriesPerSecond:F0} deliveries/s | delivered {r.Deliveries}/{r.Expected}, gaps {r.Gaps}, dups {r.Duplicates} | processor in {r.ProcessorInPerSecond:F0}/s out {r.ProcessorOutPerSecond:F0}/s | cores: broker {r.BrokerCores:F2} processor {r.ProcessorCores:F2} edge {r.EdgeCores:F2} harness {r.HarnessCores:F2}"),
+            $"latency  | {r.Subscribers} subs × fan-out {r.FanOut} @ {r.PostsPerSecond}/s for {r.Seconds}s ({r.PerConnection}/conn) | p50 {r.P50Ms:F1} ms · p90 {r.P90Ms:F1} · p99 {r.P99Ms:F1} · p99.9 {r.P999Ms:F1} · max {r.MaxMs:F1} | ")
+            + (double.IsNaN(r.EdgeApplyP50Ms) ? "" : Invariant($"of which post → edge apply ≈ p50 {r.EdgeApplyP50Ms:F0} ms · p99 {r.EdgeApplyP99Ms:F0} ms (edge buckets) | "))
+            + (double.IsNaN(r.CommitsPerSecond) ? "" : Invariant($"processor commits {r.CommitsPerSecond:F1}/s, each ≈ p50 {r.CommitP50Ms:F1} ms · p99 {r.CommitP99Ms:F1} ms | "))
+            + Invariant($"{r.DeliveriesPerSecond:F0} deliveries/s | delivered {r.Deliveries}/{r.Expected}, gaps {r.Gaps}, dups {r.Duplicates} | processor in {r.ProcessorInPerSecond:F0}/s out {r.ProcessorOutPerSecond:F0}/s | cores: broker {r.BrokerCores:F2} processor {r.ProcessorCores:F2} edge {r.EdgeCores:F2} harness {r.HarnessCores:F2}"),
         ThroughputResult r => Invariant($"throughput | {r.Posts} posts × {r.FanOut} | processor {r.ProcessorUpdatesPerSecond:F0} updates/s · raw loop {r.RawLoopUpdatesPerSecond:F0} updates/s · ratio {r.Ratio:P0}"),
         SubscriberScaleResult r => Invariant($"subscribers | {r.Subscribers} ({r.PerConnection}/conn) | edge private {r.EdgeBaselineMiB:F0} → {r.EdgeMiB:F0} MiB · {r.BytesPerSubscriber / 1024:F2} KiB/subscriber · harness {r.HarnessMiB:F0} MiB"),
         ResumeStormResult r => Invariant($"resume storm | {r.Subscribers} subscribers (first opened on the fresh edge in {r.SecondsToOpen:F2} s) | all resumed {r.SecondsToAllResumed:F2} s after the edge process started (ready at {r.SecondsToReady:F2} s; first resumed at {r.SecondsToFirstResumed:F2} s, half at {r.SecondsToHalfResumed:F2} s, 90 % at {r.SecondsTo90PercentResumed:F2} s) | delivered {r.Deliveries}/{r.Expected}, gaps {r.Gaps}, dups {r.Duplicates}"),

@@ -31,7 +31,7 @@ public static class Scenarios
     private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(60);
 
     /// <summary>The edge's histogram of post (Kafka timestamp) → update applied at the edge, before delivery.</summary>
-    private const string UpdateAge = "feed_edge_update_age_seconds";
+    internal const string UpdateAge = "feed_edge_update_age_seconds";
 
     /// <summary>The processor's histogram of exactly-once commits (offsets sent → transaction committed).</summary>
     private const string CommitDuration = "feed_processor_transaction_commit_duration_seconds";
