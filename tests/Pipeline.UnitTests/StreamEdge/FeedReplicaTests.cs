@@ -112,6 +112,30 @@ public sealed class FeedReplicaTests : IDisposable
         Assert.Equal(["p0", "p1"], _replica.ReadSnapshot("ann", 10).Entries.Select(e => e.Post.PostId));
     }
 
+    /// <summary>
+    /// Below the cap, applying an update allocates nothing on the dispatch thread: with 10,000 open streams every
+    /// collection stops the edge for tens of milliseconds (BENCHMARKS.md). Added and removed, entries and log.
+    /// </summary>
+    [Fact]
+    public void Apply_BelowTheCaps_AllocatesNothing()
+    {
+        // Ten users get three posts each, then each loses its first.
+        var updates = Enumerable.Range(0, 30).Select(i => Added($"u{i % 10}", $"p{i}")).Concat(Enumerable.Range(0, 10).Select(i => Removed($"u{i}", $"p{i}"))).ToArray();
+        var events = updates.Select(ToEvent).ToArray();
+        using var wide = new FeedReplica(Options.Create(new EdgeOptions { StateDir = Path.Combine(_stateDir, "wide"), FeedSize = 100, ResumeWindow = 100 }));
+        wide.Apply(0, 0, Added("warm", "p"), ToEvent(Added("warm", "p")));
+        wide.Apply(1, 0, Added("warm", "q"), ToEvent(Added("warm", "q")));
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < updates.Length; i++)
+        {
+            wide.Apply(i % 2, i + 1, updates[i], events[i]);
+        }
+
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.All(Enumerable.Range(0, 10), u => Assert.Equal([$"p{u + 10}", $"p{u + 20}"], wide.ReadSnapshot($"u{u}", 100).Entries.Select(e => e.Post.PostId)));
+    }
+
     public void Dispose()
     {
         _replica.Dispose();
@@ -121,13 +145,11 @@ public sealed class FeedReplicaTests : IDisposable
     private FeedReplica Open() =>
         new(Options.Create(new EdgeOptions { StateDir = _stateDir, FeedSize = 4, ResumeWindow = 5 }));
 
-    private void Apply(int partition, long offset, FeedUpdate update)
-    {
-        var feedEvent = update.Kind == FeedUpdateKind.Added
-            ? new FeedEvent { Added = new FeedEntry { Post = update.Post, Cause = update.Cause } }
-            : new FeedEvent { Removed = new FeedEntryRemoved { PostId = update.Post.PostId, AuthorId = update.Post.AuthorId, Cause = update.Cause } };
-        _replica.Apply(partition, offset, update, feedEvent);
-    }
+    private void Apply(int partition, long offset, FeedUpdate update) => _replica.Apply(partition, offset, update, ToEvent(update));
+
+    private static FeedEvent ToEvent(FeedUpdate update) => update.Kind == FeedUpdateKind.Added
+        ? new FeedEvent { Added = new FeedEntry { Post = update.Post, Cause = update.Cause } }
+        : new FeedEvent { Removed = new FeedEntryRemoved { PostId = update.Post.PostId, AuthorId = update.Post.AuthorId, Cause = update.Cause } };
 
     private static FeedUpdate Added(string user, string postId) =>
         new() { RecipientId = user, Kind = FeedUpdateKind.Added, Cause = FeedCause.Live, Post = new Post { PostId = postId, AuthorId = "author", Body = "b" } };
