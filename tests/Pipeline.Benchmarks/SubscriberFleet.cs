@@ -137,6 +137,9 @@ public sealed class SubscriberFleet : IAsyncDisposable
             {
                 try
                 {
+                    // WaitForReady: while the edge is away the call waits for the channel to reconnect. Failing at
+                    // once and retrying every 20-100 ms let 10,000 subscribers attempt up to ~150,000 calls a second
+                    // on the cores the restarting edge needed.
                     using var call = client.Subscribe(new SubscribeRequest { UserId = user, Cursor = _cursor }, new CallOptions(fleet._authorization, cancellationToken: cancellationToken).WithWaitForReady());
                     await call.ResponseHeadersAsync;
                     Interlocked.Exchange(ref _liveSince, System.Diagnostics.Stopwatch.GetTimestamp());

@@ -29,13 +29,13 @@ public sealed record PartitionSubscription(PartitionRange Range, Subscription<Pa
 /// </summary>
 public sealed class SubscriberRegistry
 {
+    private static readonly SubscriptionRefusal ShuttingDownRefusal = new("the edge is shutting down; resubscribe with the last cursor received", ShuttingDown: true);
+
     private readonly ConcurrentDictionary<string, ImmutableArray<Subscription<FeedEvent>>> _byUser = new(StringComparer.Ordinal);
     private readonly Lock _partitionGate = new();
     private readonly IOptionsMonitor<EdgeOptions> _options;
     private readonly EdgeMetrics _metrics;
     private ImmutableArray<PartitionSubscription> _partitionSubscriptions = [];
-    private static readonly SubscriptionRefusal ShuttingDownRefusal = new("the edge is shutting down; resubscribe with the last cursor received", ShuttingDown: true);
-
     private int _count;
     private bool _closed;
 
