@@ -77,34 +77,46 @@ public sealed class SubscriberRegistryTests : IDisposable
     [Fact]
     public async Task ConcurrentAddsAndRemoves_NeverExceedALimit_AndLeaveNothingBehind()
     {
+        // 8 workers each hold up to 50 subscriptions over 25 users: even one worker alone hits both the per-user
+        // limit (3) and the process limit (40) over and over.
         using var services = Registry(perUser: 3, perProcess: 40, out var registry);
         var users = Enumerable.Range(0, 25).Select(i => $"u{i}").ToArray();
-        var seen = new int[2];
-        var accepted = 0;
+        int mostPerUser = 0, mostHeld = 0, held = 0, perUserRefusals = 0, processRefusals = 0;
 
         await Task.WhenAll(Enumerable.Range(0, 8).Select(worker => Task.Run(() =>
         {
             var random = new Random(worker);
+            var mine = new Queue<Subscription<Feed.V1.FeedEvent>>();
             for (var i = 0; i < 5_000; i++)
             {
                 var user = users[random.Next(users.Length)];
-                var subscription = registry.TryAdd(user, out var refusal);
-                if (subscription is null)
+                if (registry.TryAdd(user, out var refusal) is not { } subscription)
                 {
                     Assert.False(refusal!.ShuttingDown);
+                    Interlocked.Increment(ref refusal.Reason.Contains("PerUser", StringComparison.Ordinal) ? ref perUserRefusals : ref processRefusals);
                     continue;
                 }
 
-                Interlocked.Increment(ref accepted);
-                InterlockedMax(ref seen[0], registry.SubscriptionsOf(user).Count);
-                InterlockedMax(ref seen[1], registry.Count);
+                InterlockedMax(ref mostHeld, Interlocked.Increment(ref held));
+                InterlockedMax(ref mostPerUser, registry.SubscriptionsOf(user).Count);
+                mine.Enqueue(subscription);
+                if (mine.Count > 50)
+                {
+                    Interlocked.Decrement(ref held);
+                    registry.Remove(mine.Dequeue());
+                }
+            }
+
+            while (mine.TryDequeue(out var subscription))
+            {
+                Interlocked.Decrement(ref held);
                 registry.Remove(subscription);
             }
         })));
 
-        Assert.InRange(seen[0], 1, 3);
-        Assert.InRange(seen[1], 1, 40);
-        Assert.True(accepted > 1_000, $"only {accepted} of 40,000 attempts were accepted");
+        Assert.InRange(mostPerUser, 1, 3);
+        Assert.InRange(mostHeld, 1, 40);
+        Assert.True(perUserRefusals > 0 && processRefusals > 0, $"limits not exercised: {perUserRefusals} per-user and {processRefusals} process refusals");
         Assert.Equal(0, registry.Count);
         Assert.All(users, user => Assert.False(registry.HasSubscribers(user)));
     }
@@ -114,11 +126,9 @@ public sealed class SubscriberRegistryTests : IDisposable
     {
         using var services = Registry(perUser: 1_000_000, perProcess: 10_000_000, out var registry);
         var accepted = new System.Collections.Concurrent.ConcurrentBag<Subscription<Feed.V1.FeedEvent>>();
-        using var started = new CountdownEvent(4);
 
         var adders = Enumerable.Range(0, 4).Select(worker => Task.Run(() =>
         {
-            started.Signal();
             for (var n = 0; ; n++)
             {
                 if (registry.TryAdd($"u{worker}-{n % 100}", out var refusal) is not { } subscription)
@@ -130,12 +140,12 @@ public sealed class SubscriberRegistryTests : IDisposable
                 accepted.Add(subscription);
             }
         })).ToArray();
-        started.Wait();
-        await Task.Delay(5);
+
+        // Close while the adders are busy (not before they start, which would race nothing).
+        Assert.True(SpinWait.SpinUntil(() => accepted.Count >= 1_000, TimeSpan.FromSeconds(30)), "the adders never got going");
         registry.Close();
         await Task.WhenAll(adders);
 
-        Assert.NotEmpty(accepted);
         Assert.All(accepted, subscription => Assert.True(subscription.Reader.Completion.IsCompleted, "a subscription accepted around Close() was left open"));
         Assert.Equal(accepted.Count, registry.Count);
     }
