@@ -46,7 +46,10 @@ public sealed class SubscriberRegistry
         metrics.ObserveQueuedEvents(QueuedEvents);
     }
 
-    /// <summary>Open subscriptions of both kinds.</summary>
+    /// <summary>
+    /// Open subscriptions of both kinds. Registrations reserve their place here before they are checked against the
+    /// limit, so while some are being refused it can read higher for a moment than what is registered.
+    /// </summary>
     public int Count => Volatile.Read(ref _count);
 
     /// <summary>
