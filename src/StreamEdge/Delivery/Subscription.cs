@@ -23,8 +23,15 @@ public readonly record struct Delivery<TEvent>(TEvent? Event, long Offset)
 public sealed class Subscription<TEvent>
     where TEvent : class
 {
+    private const int OpenState = 0;
+    private const int CompletedState = 1;
+    private const int OverflowedState = 2;
+
     private readonly Channel<Delivery<TEvent>> _queue;
     private readonly CancellationTokenSource _overflow = new();
+
+    /// <summary>Set once, before the queue is completed: by an overflow or by <see cref="Complete"/>.</summary>
+    private int _state;
 
     public Subscription(string owner, int capacity)
     {
@@ -44,7 +51,7 @@ public sealed class Subscription<TEvent>
     public int Capacity { get; }
 
     /// <summary>True once the subscriber fell more than <see cref="Capacity"/> events behind.</summary>
-    public bool Overflowed { get; private set; }
+    public bool Overflowed => Volatile.Read(ref _state) == OverflowedState;
 
     public ChannelReader<Delivery<TEvent>> Reader => _queue.Reader;
 
@@ -54,7 +61,11 @@ public sealed class Subscription<TEvent>
     /// </summary>
     public CancellationToken OverflowToken => _overflow.Token;
 
-    /// <summary>Queues an event without blocking; returns false (and ends the subscription) when full.</summary>
+    /// <summary>
+    /// Queues an event without blocking. Returns false, and ends the subscription, when the queue is full. An event
+    /// for a subscription ended by <see cref="Complete"/> is not queued and is no loss: the client resumes from its
+    /// cursor.
+    /// </summary>
     public bool TryEnqueue(Delivery<TEvent> delivery)
     {
         if (_queue.Writer.TryWrite(delivery))
@@ -62,13 +73,18 @@ public sealed class Subscription<TEvent>
             return true;
         }
 
-        if (!Overflowed && !_queue.Reader.Completion.IsCompleted)
+        // Ended from the server side (Complete) with events still queued: the channel refuses writes, but it is
+        // not full. Reading that as an overflow cancelled the response write in flight, which grpc-dotnet turns
+        // into an HTTP/2 RST_STREAM CANCEL, and the client saw CANCELLED instead of a resumable status.
+        // After an overflow, the events that miss the queue still count as dropped, as they did before.
+        var state = Interlocked.CompareExchange(ref _state, OverflowedState, OpenState);
+        if (state != OpenState)
         {
-            Overflowed = true;
-            _queue.Writer.TryComplete();
-            _overflow.Cancel();
+            return state == CompletedState;
         }
 
+        _queue.Writer.TryComplete();
+        _overflow.Cancel();
         return false;
     }
 
@@ -76,5 +92,9 @@ public sealed class Subscription<TEvent>
     public void Pulse() => _queue.Writer.TryWrite(default);
 
     /// <summary>Ends the subscription from the server side (shutdown); the reader drains what is queued.</summary>
-    public void Complete() => _queue.Writer.TryComplete();
+    public void Complete()
+    {
+        Interlocked.CompareExchange(ref _state, CompletedState, OpenState);
+        _queue.Writer.TryComplete();
+    }
 }

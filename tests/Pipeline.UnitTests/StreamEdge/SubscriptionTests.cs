@@ -1,0 +1,74 @@
+using Pipeline.StreamEdge.Delivery;
+
+namespace Pipeline.UnitTests.StreamEdge;
+
+public sealed class SubscriptionTests
+{
+    [Fact]
+    public void FullQueue_Overflows_AndCancelsTheWriter()
+    {
+        var subscription = new Subscription<string>("alice", capacity: 2);
+
+        Assert.True(subscription.TryEnqueue(new Delivery<string>("a", 1)));
+        Assert.True(subscription.TryEnqueue(new Delivery<string>("b", 2)));
+        Assert.False(subscription.TryEnqueue(new Delivery<string>("c", 3)));
+
+        Assert.True(subscription.Overflowed);
+        Assert.True(subscription.OverflowToken.IsCancellationRequested);
+
+        // Later events still miss it and still count as dropped until the stream is removed.
+        Assert.False(subscription.TryEnqueue(new Delivery<string>("d", 4)));
+    }
+
+    [Fact]
+    public async Task Completed_WithEventsQueued_IsNoOverflow_AndTheReaderDrainsThem()
+    {
+        var subscription = new Subscription<string>("alice", capacity: 4);
+        subscription.TryEnqueue(new Delivery<string>("a", 1));
+        subscription.TryEnqueue(new Delivery<string>("b", 2));
+
+        subscription.Complete();
+
+        // The dispatch loop may still hand it events until the handler removes it: they are not queued, and the
+        // stream must not be cut as overflowed (that reset the client's stream with CANCEL).
+        Assert.True(subscription.TryEnqueue(new Delivery<string>("c", 3)));
+        Assert.False(subscription.Overflowed);
+        Assert.False(subscription.OverflowToken.IsCancellationRequested);
+
+        var drained = new List<string>();
+        await foreach (var delivery in subscription.Reader.ReadAllAsync())
+        {
+            drained.Add(delivery.Event!);
+        }
+
+        Assert.Equal(["a", "b"], drained);
+    }
+
+    [Fact]
+    public async Task CompleteRacingWithDispatch_BelowCapacity_NeverOverflows()
+    {
+        for (var round = 0; round < 2_000; round++)
+        {
+            var subscription = new Subscription<string>("alice", capacity: 8);
+            subscription.TryEnqueue(new Delivery<string>("queued", 0));
+            using var start = new Barrier(2);
+            var dispatch = Task.Run(() =>
+            {
+                start.SignalAndWait();
+                for (var i = 1; i < 8; i++)
+                {
+                    subscription.TryEnqueue(new Delivery<string>("live", i));
+                }
+            });
+            var complete = Task.Run(() =>
+            {
+                start.SignalAndWait();
+                subscription.Complete();
+            });
+            await Task.WhenAll(dispatch, complete);
+
+            Assert.False(subscription.Overflowed, $"round {round}: a completed subscription below its capacity was read as overflowed");
+            Assert.False(subscription.OverflowToken.IsCancellationRequested);
+        }
+    }
+}
