@@ -26,6 +26,7 @@ public sealed class EdgeMetrics : IDisposable
     private readonly Meter _meter;
     private readonly Counter<long> _drops;
     private readonly Histogram<double> _updateAge;
+    private readonly Counter<long> _tokenChecks;
     private long _subscribers;
     private long _deliveries;
     private long _updatesConsumed;
@@ -41,6 +42,7 @@ public sealed class EdgeMetrics : IDisposable
         _meter.CreateObservableCounter("feed.edge.subscriptions_refused", () => Volatile.Read(ref _subscriptionsRefused), "{subscription}", "Subscribe calls refused by the per-user limit");
         _meter.CreateObservableGauge("feed.edge.replica_lag", () => ReplicaLag, "{record}", "feed.updates records not yet applied to the replica (all partitions)");
         _drops = _meter.CreateCounter<long>("feed.edge.drops", "{event}", "Events not delivered, by reason");
+        _tokenChecks = _meter.CreateCounter<long>("feed.edge.token_cache_lookups", "{call}", "Bearer tokens looked up in the validated-token cache, by result (hit: not validated again)");
         _updateAge = _meter.CreateHistogram(
             "feed.edge.update_age",
             "s",
@@ -94,6 +96,8 @@ public sealed class EdgeMetrics : IDisposable
     }
 
     public void Dropped(string reason) => _drops.Add(1, new KeyValuePair<string, object?>("reason", reason));
+
+    public void TokenChecked(bool cached) => _tokenChecks.Add(1, new KeyValuePair<string, object?>("result", cached ? "hit" : "miss"));
 
     public void Dispose() => _meter.Dispose();
 }

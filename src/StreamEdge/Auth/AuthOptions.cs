@@ -41,6 +41,21 @@ public sealed class AuthOptions : IValidatableObject
     [Range(typeof(TimeSpan), "00:00:00", "00:05:00")]
     public TimeSpan ClockSkew { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// Validated tokens kept, so a token that opens many streams (a service's, or a client's after an edge restart)
+    /// is checked once (<see cref="ValidatedTokenCache"/>); 0 turns the cache off.
+    /// </summary>
+    [Range(0, 1_000_000)]
+    public int TokenCacheSize { get; set; } = 10_000;
+
+    /// <summary>
+    /// The longest a validated token is trusted without being checked again; a token never outlives its own expiry.
+    /// Bounds how long a signing key removed from <see cref="SigningKeys"/> or the authority's key set is still
+    /// honoured for tokens seen before its removal.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
+    public TimeSpan TokenCacheTime { get; set; } = TimeSpan.FromMinutes(5);
+
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
         var hasAuthority = !string.IsNullOrWhiteSpace(Authority);

@@ -18,6 +18,7 @@ public static class EdgeAuthExtensions
         services.AddOptions<AuthOptions>().BindConfiguration(AuthOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<BrowserCorsOptions>().BindConfiguration(BrowserCorsOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
 
+        services.AddSingleton<ValidatedTokenCache>();
         services.ConfigureOptions<JwtBearerSetup>();
         services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme).AddJwtBearer();
         services.AddAuthorization();

@@ -16,11 +16,13 @@ public sealed partial class JwtBearerSetup : IConfigureNamedOptions<JwtBearerOpt
 {
     private readonly AuthOptions _auth;
     private readonly ILogger<JwtBearerSetup> _logger;
+    private readonly ValidatedTokenCache _validated;
 
-    public JwtBearerSetup(IOptions<AuthOptions> auth, ILogger<JwtBearerSetup> logger)
+    public JwtBearerSetup(IOptions<AuthOptions> auth, ILogger<JwtBearerSetup> logger, ValidatedTokenCache validated)
     {
         _auth = auth.Value;
         _logger = logger;
+        _validated = validated;
     }
 
     public void Configure(JwtBearerOptions options) => Configure(Options.DefaultName, options);
@@ -74,9 +76,22 @@ public sealed partial class JwtBearerSetup : IConfigureNamedOptions<JwtBearerOpt
                 return Task.CompletedTask;
             },
             OnChallenge = Challenge,
+            // A token validated before (and still valid) is not validated again: the cached caller is the one that
+            // validation produced (see OnTokenValidated).
+            OnMessageReceived = context =>
+            {
+                if (_validated.TryGet(context.Request.Headers.Authorization, out var caller))
+                {
+                    context.Principal = caller;
+                    context.Success();
+                }
+
+                return Task.CompletedTask;
+            },
             OnTokenValidated = context =>
             {
                 context.Principal = Compact(context.Principal!);
+                _validated.Add(context.Request.Headers.Authorization, context.Principal, context.SecurityToken.ValidTo);
                 return Task.CompletedTask;
             },
         };

@@ -1,6 +1,8 @@
+using System.Globalization;
 using Feed.V1;
 using Grpc.Core;
 using Grpc.Net.Client;
+using Pipeline.DevStack;
 using Pipeline.IntegrationTests.Pipeline;
 using Pipeline.Kafka;
 
@@ -142,6 +144,48 @@ public sealed class FeedAuthTests
 
         Assert.False(string.IsNullOrEmpty(response.PostId));
         Assert.Equal(before + 1, _pipeline.RecordCount(FeedTopics.Posts));
+    }
+
+    [Fact]
+    public async Task ValidatedToken_IsNotValidatedAgain_AndAnAlteredCopyIsStillRefused()
+    {
+        using var timeout = new CancellationTokenSource(Timeout);
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{_pipeline.WebPort}"), Timeout = Timeout };
+        var user = User("cached");
+        var token = new DevTokens().Mint(user);
+        var hitsBefore = await TokenCacheHitsAsync(http, timeout.Token);
+        using var channel = GrpcChannel.ForAddress(_pipeline.GrpcAddress, BadTokens.ChannelOptions(token));
+        var feed = new FeedService.FeedServiceClient(channel);
+
+        for (var call = 0; call < 3; call++)
+        {
+            using var subscribe = feed.Subscribe(new SubscribeRequest { UserId = user }, cancellationToken: timeout.Token);
+            await subscribe.ResponseHeadersAsync.WaitAsync(timeout.Token);
+        }
+
+        // The first call validated the token; the next two found it (the exporter may answer from its 300 ms cache).
+        var hits = await TokenCacheHitsAsync(http, timeout.Token);
+        while (hits < hitsBefore + 2)
+        {
+            await Task.Delay(100, timeout.Token);
+            hits = await TokenCacheHitsAsync(http, timeout.Token);
+        }
+
+        // One character of the cached token's signature changed: a different token, validated, and refused.
+        var signatureAt = token.LastIndexOf('.') + 1;
+        var altered = string.Concat(token.AsSpan(0, signatureAt), token[signatureAt] == 'A' ? "B" : "A", token.AsSpan(signatureAt + 1));
+        using var alteredChannel = GrpcChannel.ForAddress(_pipeline.GrpcAddress, BadTokens.ChannelOptions(altered));
+        using var forged = new FeedService.FeedServiceClient(alteredChannel).Subscribe(new SubscribeRequest { UserId = user }, cancellationToken: timeout.Token);
+        var error = await Assert.ThrowsAsync<RpcException>(() => forged.ResponseStream.MoveNext(timeout.Token));
+        Assert.Equal(StatusCode.Unauthenticated, error.StatusCode);
+        Assert.Contains("signature", error.Status.Detail, StringComparison.Ordinal);
+    }
+
+    private static async Task<double> TokenCacheHitsAsync(HttpClient http, CancellationToken cancellationToken)
+    {
+        var text = await http.GetStringAsync(new Uri("/metrics", UriKind.Relative), cancellationToken);
+        var hits = text.Split('\n').FirstOrDefault(line => line.StartsWith("feed_edge_token_cache_lookups_total{", StringComparison.Ordinal) && line.Contains("result=\"hit\"", StringComparison.Ordinal));
+        return hits is null ? 0 : double.Parse(hits[(hits.LastIndexOf('}') + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries)[0], CultureInfo.InvariantCulture);
     }
 
     /// <summary>A user who follows an author with one post, so a feed read that got through would have data to send.</summary>
