@@ -152,7 +152,8 @@ public sealed class FeedReplica : IDisposable
         try
         {
             using var snapshot = _db.CreateSnapshot();
-            var read = new ReadOptions().SetSnapshot(snapshot);
+            using var at = SnapshotRead.At(snapshot);
+            var read = at.Options;
             if (ReadMeta(user, read) is not { } meta)
             {
                 return new ReplicaSnapshot([], FeedCursor.BeforeFirst);
@@ -187,7 +188,8 @@ public sealed class FeedReplica : IDisposable
         try
         {
             using var snapshot = _db.CreateSnapshot();
-            var read = new ReadOptions().SetSnapshot(snapshot);
+            using var at = SnapshotRead.At(snapshot);
+            var read = at.Options;
             var found = ReadMeta(user, read);
             if (cursor.Partition >= 0)
             {
@@ -404,6 +406,26 @@ public sealed class FeedReplica : IDisposable
 }
 
 /// <summary>A user's snapshot and the position it reflects.</summary>
+/// <summary>
+/// Read options pointed at a snapshot for one synchronous read, and at none after. Each thread keeps one: a
+/// <see cref="ReadOptions"/> per read cost an allocation and a finalizer run (RocksDbSharp frees it only there),
+/// one per subscribe and resume, thousands at once after an edge restart.
+/// </summary>
+internal readonly ref struct SnapshotRead : IDisposable
+{
+    [ThreadStatic]
+    private static ReadOptions? t_options;
+
+    private SnapshotRead(ReadOptions options) => Options = options;
+
+    public ReadOptions Options { get; }
+
+    public static SnapshotRead At(Snapshot snapshot) => new((t_options ??= new ReadOptions()).SetSnapshot(snapshot));
+
+    /// <summary>Unpoints the options before the snapshot is released: they never hold a released snapshot.</summary>
+    public void Dispose() => Native.Instance.rocksdb_readoptions_set_snapshot(Options.Handle, IntPtr.Zero);
+}
+
 public sealed record ReplicaSnapshot(IReadOnlyList<FeedEntry> Entries, FeedCursor Position);
 
 /// <summary>Outcome of a resume: the updates to replay, a reset with its reason, or "this edge has not caught up yet".</summary>

