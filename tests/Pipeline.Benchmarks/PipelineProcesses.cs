@@ -103,7 +103,7 @@ public static class PipelineProcesses
             ["Logging__LogLevel__Default"] = "Warning",
             ["Logging__LogLevel__Pipeline"] = "Information",
         };
-        foreach (var (key, value) in extra ?? new Dictionary<string, string>())
+        foreach (var (key, value) in Scenarios.EdgeSettings.Concat(extra ?? new Dictionary<string, string>()))
         {
             environment[key] = value;
         }

@@ -71,15 +71,24 @@ var processorSettings = new Option<string[]>("--processor-setting")
     Recursive = true,
     AllowMultipleArgumentsPerToken = false,
 };
+var edgeSettings = new Option<string[]>("--edge-setting")
+{
+    Description = "Edge configuration or runtime knob for this run, as KEY=VALUE in environment-variable form (e.g. Edge__SubscriberBufferSize=256, DOTNET_GCgen0size=0x400000).",
+    Recursive = true,
+    AllowMultipleArgumentsPerToken = false,
+};
 var root = new RootCommand("Feed pipeline load harness: broker, processor and edge as separate processes on loopback.")
 {
-    latency, sweep, throughput, scale, storm, fanout, peer, processorSettings,
+    latency, sweep, throughput, scale, storm, fanout, peer, processorSettings, edgeSettings,
 };
 var parsed = root.Parse(args);
-foreach (var setting in parsed.GetValue(processorSettings) ?? [])
+foreach (var (settings, into) in new[] { (processorSettings, Scenarios.ProcessorSettings), (edgeSettings, Scenarios.EdgeSettings) })
 {
-    var (key, value) = (setting[..setting.IndexOf('=', StringComparison.Ordinal)], setting[(setting.IndexOf('=', StringComparison.Ordinal) + 1)..]);
-    Scenarios.ProcessorSettings[key] = value;
+    foreach (var setting in parsed.GetValue(settings) ?? [])
+    {
+        var (key, value) = (setting[..setting.IndexOf('=', StringComparison.Ordinal)], setting[(setting.IndexOf('=', StringComparison.Ordinal) + 1)..]);
+        into[key] = value;
+    }
 }
 
 return await parsed.InvokeAsync();

@@ -21,7 +21,7 @@ public sealed record ThroughputResult(long Posts, int FanOut, double ProcessorUp
 
 public sealed record SubscriberScaleResult(int Subscribers, int PerConnection, double EdgeBaselineMiB, double EdgeMiB, double BytesPerSubscriber, double HarnessMiB);
 
-public sealed record ResumeStormResult(int Subscribers, double SecondsToOpen, double SecondsToReady, double SecondsToFirstResumed, double SecondsToHalfResumed, double SecondsTo90PercentResumed, double SecondsToAllResumed, long Gaps, long Duplicates, long Deliveries, long Expected);
+public sealed record ResumeStormResult(int Subscribers, double SecondsToOpen, double SecondsToReady, double SecondsToCaughtUp, double SecondsToFirstResumed, double SecondsToHalfResumed, double SecondsTo90PercentResumed, double SecondsToAllResumed, long Gaps, long Duplicates, long Deliveries, long Expected);
 
 public sealed record FanOutResult(int Followers, double SecondsToAllUpdates, double LongestStreamThreadSeconds, double ProcessorMiBBefore, double ProcessorMiBAfter);
 
@@ -33,11 +33,17 @@ public static class Scenarios
     /// <summary>The edge's histogram of post (Kafka timestamp) → update applied at the edge, before delivery.</summary>
     internal const string UpdateAge = "feed_edge_update_age_seconds";
 
+    /// <summary>The edge's log line when its replica has caught up and it starts serving.</summary>
+    private const string EdgeCaughtUpLog = "Feed replica caught up";
+
     /// <summary>The processor's histogram of exactly-once commits (offsets sent → transaction committed).</summary>
     private const string CommitDuration = "feed_processor_transaction_commit_duration_seconds";
 
     /// <summary>Extra processor settings for every scenario (e.g. Processor__Guarantee=AtLeastOnce), from the command line.</summary>
     public static Dictionary<string, string> ProcessorSettings { get; } = [];
+
+    /// <summary>Edge configuration (or runtime knobs such as DOTNET_GCgen0size) for every edge this run starts.</summary>
+    public static Dictionary<string, string> EdgeSettings { get; } = [];
 
     public static async Task<LatencyResult> LatencyAsync(int subscribers, int fanOut, double postsPerSecond, TimeSpan duration, int perConnection, int partitions, CancellationToken cancellationToken)
     {
@@ -178,22 +184,12 @@ public static class Scenarios
         var spawned = Stopwatch.GetTimestamp();
         await using var newEdge = await PipelineProcesses.StartEdgeAsync(layout, cancellationToken);
         var ready = Stopwatch.GetElapsedTime(spawned).TotalSeconds;
-        double firstResumed = -1;
-        await WaitUntilAsync(
-            () =>
-            {
-                var live = fleet.Live;
-                if (firstResumed < 0 && live > 0)
-                {
-                    firstResumed = Stopwatch.GetElapsedTime(spawned).TotalSeconds;
-                }
-
-                return Task.FromResult(live == subscribers);
-            },
-            cancellationToken,
-            pollMs: 10);
+        await WaitUntilAsync(() => Task.FromResult(fleet.Live == subscribers), cancellationToken, pollMs: 10);
         var resumed = Stopwatch.GetElapsedTime(spawned).TotalSeconds;
         var resumedAt = fleet.LiveSince().Select(t => Stopwatch.GetElapsedTime(spawned, t).TotalSeconds).ToArray();
+
+        // The edge logs the moment its replica caught up; /healthz ("ready") can answer late under the resume flood.
+        var caughtUp = newEdge.FirstOutputAt(EdgeCaughtUpLog) is { } at ? Stopwatch.GetElapsedTime(spawned, at).TotalSeconds : double.NaN;
         await posting;
         var expected = workload.PostsSent * fanOut;
         var deadline = DateTime.UtcNow + DrainTimeout;
@@ -203,7 +199,7 @@ public static class Scenarios
         }
 
         await edge.DisposeAsync();
-        return new ResumeStormResult(subscribers, opened, ready, firstResumed, resumedAt[resumedAt.Length / 2], resumedAt[resumedAt.Length * 9 / 10], resumed, fleet.Gaps, fleet.Duplicates, fleet.Deliveries, expected);
+        return new ResumeStormResult(subscribers, opened, ready, caughtUp, resumedAt[0], resumedAt[resumedAt.Length / 2], resumedAt[resumedAt.Length * 9 / 10], resumed, fleet.Gaps, fleet.Duplicates, fleet.Deliveries, expected);
     }
 
     /// <summary>One post by an author with <paramref name="followers"/> followers: time and memory of the fan-out.</summary>

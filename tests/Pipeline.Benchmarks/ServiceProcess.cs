@@ -13,6 +13,7 @@ public sealed class ServiceProcess : IAsyncDisposable
 
     private readonly Process _process;
     private readonly List<string> _output = [];
+    private readonly List<long> _outputAt = [];
     private readonly Lock _gate = new();
 
     private ServiceProcess(string name, Process process)
@@ -90,6 +91,16 @@ public sealed class ServiceProcess : IAsyncDisposable
             }
 
             await Task.Delay(50, cancellationToken);
+        }
+    }
+
+    /// <summary>When (a <see cref="Stopwatch"/> timestamp) the harness read the first line containing <paramref name="text"/>.</summary>
+    public long? FirstOutputAt(string text)
+    {
+        lock (_gate)
+        {
+            var index = _output.FindIndex(line => line.Contains(text, StringComparison.Ordinal));
+            return index < 0 ? null : _outputAt[index];
         }
     }
 
@@ -213,12 +224,15 @@ public sealed class ServiceProcess : IAsyncDisposable
             return;
         }
 
+        var at = Stopwatch.GetTimestamp();
         lock (_gate)
         {
             _output.Add(line);
+            _outputAt.Add(at);
             if (_output.Count > 5000)
             {
                 _output.RemoveRange(0, 1000);
+                _outputAt.RemoveRange(0, 1000);
             }
         }
     }

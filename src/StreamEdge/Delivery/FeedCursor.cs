@@ -50,6 +50,10 @@ public sealed class CursorCodec
     private const int UserTagLength = 8;
     private const int MacLength = 16;
     private const int Length = PayloadLength + MacLength;
+    private const int HmacLength = 32;
+
+    [ThreadStatic]
+    private static (CursorCodec Codec, IncrementalHash Hmac)? t_hmac;
 
     private readonly byte[] _key;
 
@@ -113,8 +117,10 @@ public sealed class CursorCodec
 
     private void Sign(ReadOnlySpan<byte> payload, Span<byte> mac)
     {
-        Span<byte> full = stackalloc byte[32];
-        HMACSHA256.HashData(_key, payload, full);
+        var hmac = Hmac();
+        hmac.AppendData(payload);
+        Span<byte> full = stackalloc byte[HmacLength];
+        hmac.GetHashAndReset(full);
         full[..mac.Length].CopyTo(mac);
     }
 
@@ -123,8 +129,24 @@ public sealed class CursorCodec
         Span<byte> input = stackalloc byte[Encoding.UTF8.GetMaxByteCount(userId.Length) + 1];
         input[0] = (byte)'u';
         var length = Encoding.UTF8.GetBytes(userId, input[1..]) + 1;
-        Span<byte> full = stackalloc byte[32];
-        HMACSHA256.HashData(_key, input[..length], full);
-        full[..tag.Length].CopyTo(tag);
+        Sign(input[..length], tag);
+    }
+
+    /// <summary>
+    /// This thread's HMAC of this codec's key, reset after each use. A one-shot HMAC sets up a new context and key
+    /// schedule every call; every delivered update's cursor costs two, and a resume storm signs tens of thousands
+    /// at once (13 % of the edge's CPU then).
+    /// </summary>
+    private IncrementalHash Hmac()
+    {
+        if (t_hmac is { } cached && ReferenceEquals(cached.Codec, this))
+        {
+            return cached.Hmac;
+        }
+
+        t_hmac?.Hmac.Dispose();
+        var hmac = IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, _key);
+        t_hmac = (this, hmac);
+        return hmac;
     }
 }
