@@ -3,11 +3,17 @@ using Microsoft.Extensions.Options;
 namespace Pipeline.StreamEdge.Delivery;
 
 /// <summary>
-/// One timer for all subscriptions: each tick enqueues a heartbeat marker per subscription, and each stream
-/// writer turns it into a heartbeat carrying its own cursor and lag. No per-subscription timer exists.
+/// One timer for all subscriptions, spreading their heartbeats over the interval: every tick (about a second)
+/// enqueues a heartbeat marker for one slice of the subscriptions, so each gets one per
+/// <see cref="EdgeOptions.HeartbeatInterval"/>, and each stream writer turns it into a heartbeat carrying its own
+/// cursor and lag. No per-subscription timer exists. Pulsing every subscription at once had 10,000 streams sign and
+/// write a heartbeat in the same instant every 15 s: the updates behind that burst waited for it, and it was most
+/// of our post → subscriber p99 against the Socket.IO peer (113–342 ms with it, 40–72 ms with heartbeats off).
 /// </summary>
 public sealed class HeartbeatTicker : BackgroundService
 {
+    private static readonly TimeSpan TargetTick = TimeSpan.FromSeconds(1);
+
     private readonly SubscriberRegistry _registry;
     private readonly TimeSpan _interval;
 
@@ -17,12 +23,16 @@ public sealed class HeartbeatTicker : BackgroundService
         _interval = options.Value.HeartbeatInterval;
     }
 
+    /// <summary>Slices the subscriptions are pulsed in: one per second of the interval, at least 1, at most 64.</summary>
+    public static int SlicesFor(TimeSpan interval) => Math.Clamp((int)(interval / TargetTick), 1, 64);
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        using var timer = new PeriodicTimer(_interval);
-        while (await timer.WaitForNextTickAsync(stoppingToken))
+        var slices = SlicesFor(_interval);
+        using var timer = new PeriodicTimer(_interval / slices);
+        for (var tick = 0L; await timer.WaitForNextTickAsync(stoppingToken); tick++)
         {
-            _registry.PulseAll();
+            _registry.PulseSlice((int)(tick % slices), slices);
         }
     }
 }

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Collections.Immutable;
+using System.Runtime.CompilerServices;
 using Feed.V1;
 using Microsoft.Extensions.Options;
 
@@ -198,20 +199,29 @@ public sealed class SubscriberRegistry
         }
     }
 
-    /// <summary>Asks every subscription for a heartbeat.</summary>
-    public void PulseAll()
+    /// <summary>
+    /// Asks one slice of the subscriptions for a heartbeat: those whose identity hash falls in
+    /// <paramref name="slice"/> of <paramref name="slices"/>. Each subscription is in the same slice for its life.
+    /// </summary>
+    public void PulseSlice(int slice, int slices)
     {
         foreach (var subscriptions in _byUser.Values)
         {
             foreach (var subscription in subscriptions)
             {
-                subscription.Pulse();
+                if (InSlice(subscription, slice, slices))
+                {
+                    subscription.Pulse();
+                }
             }
         }
 
         foreach (var subscription in _partitionSubscriptions)
         {
-            subscription.Subscription.Pulse();
+            if (InSlice(subscription.Subscription, slice, slices))
+            {
+                subscription.Subscription.Pulse();
+            }
         }
     }
 
@@ -293,6 +303,9 @@ public sealed class SubscriberRegistry
     }
 
     /// <summary>Takes one of the process's places, or says why not (shutting down, or full).</summary>
+    private static bool InSlice(object subscription, int slice, int slices) =>
+        (uint)RuntimeHelpers.GetHashCode(subscription) % (uint)slices == (uint)slice;
+
     private SubscriptionRefusal? Reserve(EdgeOptions options)
     {
         if (Volatile.Read(ref _closed))

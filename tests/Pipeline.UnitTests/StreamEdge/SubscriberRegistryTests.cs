@@ -150,6 +150,34 @@ public sealed class SubscriberRegistryTests : IDisposable
         Assert.Equal(accepted.Count, registry.Count);
     }
 
+    [Fact]
+    public void PulseSlices_OverOneInterval_GiveEverySubscriptionOneHeartbeat_SpreadEvenly()
+    {
+        using var services = Registry(perUser: 2, perProcess: 2_000, out var registry);
+        var subscriptions = Enumerable.Range(0, 1_000).Select(i => registry.TryAdd($"user-{i}", out _)!).ToList();
+        var slices = HeartbeatTicker.SlicesFor(TimeSpan.FromSeconds(15));
+
+        var perSlice = new List<int>();
+        for (var slice = 0; slice < slices; slice++)
+        {
+            var before = subscriptions.Sum(s => s.Reader.Count);
+            registry.PulseSlice(slice, slices);
+            perSlice.Add(subscriptions.Sum(s => s.Reader.Count) - before);
+        }
+
+        Assert.Equal(15, slices);
+        Assert.All(subscriptions, s => Assert.Equal(1, s.Reader.Count));
+        Assert.True(perSlice.Max() < 2 * 1_000 / slices, $"a slice pulsed {perSlice.Max()} of 1,000 subscriptions at once (slices: {string.Join(", ", perSlice)})");
+    }
+
+    [Theory]
+    [InlineData(300, 1)]
+    [InlineData(1_000, 1)]
+    [InlineData(15_000, 15)]
+    [InlineData(600_000, 64)]
+    public void HeartbeatSlices_AreAboutOneSecondApart(int intervalMs, int expected) =>
+        Assert.Equal(expected, HeartbeatTicker.SlicesFor(TimeSpan.FromMilliseconds(intervalMs)));
+
     private static ServiceProvider Registry(int perUser, int perProcess, out SubscriberRegistry registry)
     {
         var services = new ServiceCollection()
