@@ -62,6 +62,14 @@ public sealed class EdgeOptions
     [Range(typeof(TimeSpan), "00:00:00", "00:05:00")]
     public TimeSpan NotReadyHoldTime { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// After a subscriber is cut off for falling <see cref="SubscriberBufferSize"/> events behind, how long a response
+    /// write still in flight may take. A client that is slow but reading gets it through and then ABORTED with the
+    /// reason; one that reads nothing for this long has its stream reset (clients report CANCELLED).
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:01:00")]
+    public TimeSpan SlowSubscriberGrace { get; set; } = TimeSpan.FromSeconds(5);
+
     /// <summary>Interval of heartbeat events on idle and busy streams alike.</summary>
     [Range(typeof(TimeSpan), "00:00:00.010", "01:00:00")]
     public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(15);

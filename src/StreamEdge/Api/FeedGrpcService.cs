@@ -119,6 +119,12 @@ public sealed class FeedGrpcService : FeedService.FeedServiceBase
             await context.WriteResponseHeadersAsync([]);
             await foreach (var feedEvent in events(stop.Token))
             {
+                // Cut off: what is still queued is not sent (the client resumes from its cursor); the status follows.
+                if (subscription.Overflowed)
+                {
+                    break;
+                }
+
                 // Flush only when nothing more is queued: a burst goes out in few HTTP/2 frames.
                 responseStream.WriteOptions = moreQueued() ? Buffered : null;
                 await responseStream.WriteAsync(feedEvent, stop.Token);

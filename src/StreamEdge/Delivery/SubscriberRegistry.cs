@@ -68,7 +68,7 @@ public sealed class SubscriberRegistry
             return null;
         }
 
-        var subscription = new Subscription<FeedEvent>(userId, options.SubscriberBufferSize);
+        var subscription = new Subscription<FeedEvent>(userId, options.SubscriberBufferSize, options.SlowSubscriberGrace);
         while (true)
         {
             if (_byUser.TryGetValue(userId, out var current))
@@ -127,7 +127,7 @@ public sealed class SubscriberRegistry
                 return null;
             }
 
-            var subscription = new PartitionSubscription(range, new Subscription<PartitionFeedEvent>(range.ToString(), options.PartitionSubscriberBufferSize));
+            var subscription = new PartitionSubscription(range, new Subscription<PartitionFeedEvent>(range.ToString(), options.PartitionSubscriberBufferSize, options.SlowSubscriberGrace));
             ImmutableInterlocked.Update(ref _partitionSubscriptions, all => all.Add(subscription));
             if (Volatile.Read(ref _closed))
             {

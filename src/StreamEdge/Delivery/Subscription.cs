@@ -19,7 +19,7 @@ public readonly record struct Delivery<TEvent>(TEvent? Event, long Offset)
 /// One open stream: a bounded queue between the dispatch loop (writer) and the gRPC response stream (reader).
 /// The writer never waits: when the queue is full the subscription is ended as overflowed.
 /// </summary>
-[SuppressMessage("Reliability", "CA1001", Justification = "The overflow token source has no timer and no linked parents, so it holds nothing to free; disposing it would race with the dispatch thread cancelling it.")]
+[SuppressMessage("Reliability", "CA1001", Justification = "The overflow token source has no linked parents and at most one timer, which frees itself when it fires; disposing it would race with the dispatch thread and that timer cancelling it.")]
 public sealed class Subscription<TEvent>
     where TEvent : class
 {
@@ -33,10 +33,11 @@ public sealed class Subscription<TEvent>
     /// <summary>Set once, before the queue is completed: by an overflow or by <see cref="Complete"/>.</summary>
     private int _state;
 
-    public Subscription(string owner, int capacity)
+    public Subscription(string owner, int capacity, TimeSpan stuckWriteGrace = default)
     {
         Owner = owner;
         Capacity = capacity;
+        StuckWriteGrace = stuckWriteGrace;
         _queue = Channel.CreateBounded<Delivery<TEvent>>(new BoundedChannelOptions(capacity)
         {
             SingleReader = true,
@@ -56,10 +57,18 @@ public sealed class Subscription<TEvent>
     public ChannelReader<Delivery<TEvent>> Reader => _queue.Reader;
 
     /// <summary>
-    /// Cancelled on overflow. The response writer passes it to WriteAsync, so a client that stopped reading (and
-    /// whose HTTP/2 flow-control window is exhausted) cannot keep the handler parked forever (grpc-dotnet #1422).
+    /// Cancelled <see cref="StuckWriteGrace"/> after an overflow. The response writer passes it to WriteAsync, so a
+    /// client that stopped reading (and whose HTTP/2 flow-control window is exhausted) cannot keep the handler parked
+    /// forever (grpc-dotnet #1422); that cancels the write, and grpc-dotnet resets the stream (CANCEL).
     /// </summary>
     public CancellationToken OverflowToken => _overflow.Token;
+
+    /// <summary>
+    /// How long a response write still in flight at an overflow may take before it is cancelled. A client that is
+    /// slow but still reading gets its write through in that time, and then the stream's ABORTED status with the
+    /// reason; only a client that reads nothing for that long sees its stream reset instead.
+    /// </summary>
+    public TimeSpan StuckWriteGrace { get; }
 
     /// <summary>
     /// Queues an event without blocking. Returns false, and ends the subscription, when the queue is full. An event
@@ -84,7 +93,15 @@ public sealed class Subscription<TEvent>
         }
 
         _queue.Writer.TryComplete();
-        _overflow.Cancel();
+        if (StuckWriteGrace > TimeSpan.Zero)
+        {
+            _overflow.CancelAfter(StuckWriteGrace);
+        }
+        else
+        {
+            _overflow.Cancel();
+        }
+
         return false;
     }
 

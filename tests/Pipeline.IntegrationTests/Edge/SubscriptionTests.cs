@@ -384,6 +384,36 @@ public sealed class SubscriptionTests
             timeout.Token);
     }
 
+    [Fact]
+    public async Task ReaderCutOffForFallingBehind_ThatReadsOn_GetsAbortedWithTheReason()
+    {
+        var (author, user) = Users("lagging");
+        using var timeout = new CancellationTokenSource(Timeout);
+        await _pipeline.FollowAsync(user, author, timeout.Token);
+        using var call = await _pipeline.SubscribeAsync(user, timeout.Token);
+        var subscription = _pipeline.Stack.App.Services.GetRequiredService<SubscriberRegistry>().SubscriptionsOf(user).Single();
+
+        // The client reads nothing: its HTTP/2 window fills, the edge's write to it stalls, then its queue overflows.
+        var body = new string('x', 4000);
+        for (var i = 0; i < 400 && !subscription.Overflowed; i++)
+        {
+            await PublishAsync(author, body, timeout.Token);
+        }
+
+        await WaitUntilAsync(() => subscription.Overflowed, timeout.Token);
+
+        // It reads on within Edge:SlowSubscriberGrace: the stalled write completes, and the stream ends with the
+        // status that says what happened (not a reset that reads as CANCELLED).
+        var error = await Assert.ThrowsAsync<RpcException>(async () =>
+        {
+            while (await call.ResponseStream.MoveNext(timeout.Token))
+            {
+            }
+        });
+        Assert.Equal(StatusCode.Aborted, error.StatusCode);
+        Assert.Contains($"fell more than {PipelineFixture.SubscriberBufferSize} events behind", error.Status.Detail, StringComparison.Ordinal);
+    }
+
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static WeakReference WeakReferenceTo(object target) => new(target);
 

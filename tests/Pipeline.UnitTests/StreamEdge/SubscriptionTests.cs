@@ -21,6 +21,25 @@ public sealed class SubscriptionTests
     }
 
     [Fact]
+    public async Task Overflow_WithAGrace_CancelsTheWriterOnlyAfterIt()
+    {
+        var subscription = new Subscription<string>("alice", capacity: 1, stuckWriteGrace: TimeSpan.FromMilliseconds(300));
+        subscription.TryEnqueue(new Delivery<string>("a", 1));
+        var cutOff = System.Diagnostics.Stopwatch.StartNew();
+
+        Assert.False(subscription.TryEnqueue(new Delivery<string>("b", 2)));
+
+        // Cut off at once (the handler stops writing and ends the stream ABORTED), but a write in flight keeps its
+        // chance to finish until the grace is over.
+        Assert.True(subscription.Overflowed);
+        var cancelled = new TaskCompletionSource();
+        using var registration = subscription.OverflowToken.Register(() => cancelled.TrySetResult());
+        Assert.False(subscription.OverflowToken.IsCancellationRequested && cutOff.Elapsed < TimeSpan.FromMilliseconds(300));
+        await cancelled.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.True(cutOff.Elapsed >= TimeSpan.FromMilliseconds(250), $"cancelled after {cutOff.Elapsed.TotalMilliseconds} ms");
+    }
+
+    [Fact]
     public async Task Completed_WithEventsQueued_IsNoOverflow_AndTheReaderDrainsThem()
     {
         var subscription = new Subscription<string>("alice", capacity: 4);
