@@ -152,6 +152,20 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
                 var assignment = topic.Partitions
                     .Select(p => new TopicPartitionOffset(FeedTopics.FeedUpdates, p.PartitionId, _replica.NextOffset(p.PartitionId) is { } next ? new Offset(next) : Offset.Beginning))
                     .ToList();
+
+                // The consumer's own metadata must know the partitions' leaders before it is assigned: librdkafka
+                // retries the offset lookup of a leaderless partition only after 500 ms, which every start and
+                // every resume storm waited for. Asking the leader for one partition's watermarks loads them; if that
+                // fails, the assignment still works, only later.
+                try
+                {
+                    consumer.QueryWatermarkOffsets(assignment[0].TopicPartition, TimeSpan.FromSeconds(5));
+                }
+                catch (KafkaException ex)
+                {
+                    LogLeadersUnknown(_logger, ex.Error.Reason);
+                }
+
                 consumer.Assign(assignment);
                 return assignment;
             }
@@ -163,6 +177,9 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Feed replica caught up with {PartitionCount} partitions of feed.updates; serving")]
     private static partial void LogCaughtUp(ILogger logger, int partitionCount);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Could not look up the leaders of feed.updates before assigning it ({Reason}); the consumer finds them itself")]
+    private static partial void LogLeadersUnknown(ILogger logger, string reason);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Consuming {PartitionCount} partitions of {Topic} from the replica checkpoints")]
     private static partial void LogAssigned(ILogger logger, int partitionCount, string topic);
