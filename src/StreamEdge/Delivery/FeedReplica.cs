@@ -405,7 +405,6 @@ public sealed class FeedReplica : IDisposable
     }
 }
 
-/// <summary>A user's snapshot and the position it reflects.</summary>
 /// <summary>
 /// Read options pointed at a snapshot for one synchronous read, and at none after. Each thread keeps one: a
 /// <see cref="ReadOptions"/> per read cost an allocation and a finalizer run (RocksDbSharp frees it only there),
@@ -426,6 +425,7 @@ internal readonly ref struct SnapshotRead : IDisposable
     public void Dispose() => Native.Instance.rocksdb_readoptions_set_snapshot(Options.Handle, IntPtr.Zero);
 }
 
+/// <summary>A user's snapshot and the position it reflects.</summary>
 public sealed record ReplicaSnapshot(IReadOnlyList<FeedEntry> Entries, FeedCursor Position);
 
 /// <summary>Outcome of a resume: the updates to replay, a reset with its reason, or "this edge has not caught up yet".</summary>
