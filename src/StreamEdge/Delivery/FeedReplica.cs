@@ -265,8 +265,7 @@ public sealed class FeedReplica : IDisposable
         }
     }
 
-    private UserMeta? ReadMeta(string user, ReadOptions? read) =>
-        _db.Get(Key($"m/{user}"), null, read) is { } bytes ? UserMeta.FromBytes(bytes) : null;
+    private UserMeta? ReadMeta(string user, ReadOptions? read) => _db.Get(Key($"m/{user}"), MetaReader.Instance, null, read);
 
     /// <summary>The dispatch thread's meta read: its key in the scratch buffer, the value read in place.</summary>
     private UserMeta? ReadMetaRaw(string user, ReadOptions? read) =>

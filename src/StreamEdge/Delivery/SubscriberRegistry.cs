@@ -302,10 +302,10 @@ public sealed class SubscriberRegistry
         return false;
     }
 
-    /// <summary>Takes one of the process's places, or says why not (shutting down, or full).</summary>
     private static bool InSlice(object subscription, int slice, int slices) =>
         (uint)RuntimeHelpers.GetHashCode(subscription) % (uint)slices == (uint)slice;
 
+    /// <summary>Takes one of the process's places, or says why not (shutting down, or full).</summary>
     private SubscriptionRefusal? Reserve(EdgeOptions options)
     {
         if (Volatile.Read(ref _closed))
