@@ -18,6 +18,24 @@ public sealed class FeedTopicPlan
         _options = options.Value;
     }
 
+    /// <summary>
+    /// The topics the processors' group consumes: the follow graph and the posts, and its own repartition topics
+    /// (input the group already turned into commands may wait there).
+    /// </summary>
+    public IReadOnlyList<string> Consumed() => [FeedTopics.Posts, FeedTopics.Follows, .. Repartition()];
+
+    /// <summary>
+    /// The topics the processors' group writes besides its changelogs: every input record processed lands in at
+    /// least one of them, so when none grows, no instance is processing.
+    /// </summary>
+    public IReadOnlyList<string> Written() => [FeedTopics.FeedUpdates, FeedTopics.DeadLetters, .. Repartition()];
+
+    private string[] Repartition() =>
+    [
+        $"{_options.ApplicationId}-{FeedTopology.FollowsByFollowee}-repartition",
+        $"{_options.ApplicationId}-{FeedTopology.UpdatesByRecipient}-repartition",
+    ];
+
     public IReadOnlyList<TopicSpec> All()
     {
         var partitions = _options.TopicPartitions;
@@ -29,8 +47,7 @@ public sealed class FeedTopicPlan
             new(FeedTopics.Posts, partitions, replication, Retention: null, Compacted: false),
             new(FeedTopics.FeedUpdates, partitions, replication, _options.FeedUpdatesRetention, Compacted: false),
             new(FeedTopics.DeadLetters, partitions, replication, TimeSpan.FromDays(14), Compacted: false),
-            new($"{appId}-{FeedTopology.FollowsByFollowee}-repartition", partitions, replication, TimeSpan.FromDays(1), Compacted: false),
-            new($"{appId}-{FeedTopology.UpdatesByRecipient}-repartition", partitions, replication, TimeSpan.FromDays(1), Compacted: false),
+            .. Repartition().Select(topic => new TopicSpec(topic, partitions, replication, TimeSpan.FromDays(1), Compacted: false)),
             .. StoreNames.All.Select(store => new TopicSpec($"{appId}-{store}-changelog", partitions, replication, Retention: null, Compacted: true)),
         ];
     }

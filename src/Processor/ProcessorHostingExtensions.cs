@@ -9,7 +9,11 @@ public static class ProcessorHostingExtensions
     public static IServiceCollection AddFeedProcessor(this IServiceCollection services)
     {
         services.AddKafkaClientConfig();
-        services.AddOptions<ProcessorOptions>().BindConfiguration(ProcessorOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<ProcessorOptions>().BindConfiguration(ProcessorOptions.SectionName).ValidateDataAnnotations()
+            .Validate(
+                options => options.StallTimeout <= TimeSpan.Zero || options.StallTimeout >= TimeSpan.FromMilliseconds(3.0 * options.CommitIntervalMs),
+                "Processor:StallTimeout must be at least three commit intervals (Processor:CommitIntervalMs), or 0 to turn the stall watchdog off: the watchdog reads the group's committed offsets.")
+            .ValidateOnStart();
         services.AddSingleton<ProcessorMetrics>();
         services.AddSingleton<FeedTopicPlan>();
         services.AddSingleton<FeedProcessorService>();

@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using Confluent.Kafka;
 
 namespace Pipeline.Processor;
 
@@ -21,6 +22,8 @@ public sealed class ProcessorMetrics : IDisposable
     private long _lastHeartbeatMs = Environment.TickCount64;
     private int _openTasks;
     private long _purgesRefused;
+    private readonly Dictionary<TopicPartition, int> _ownedInputs = [];
+    private int _ownedInputsVersion;
     private readonly Histogram<double> _fanOutDuration;
     private readonly Histogram<double> _commitDuration;
 
@@ -106,6 +109,45 @@ public sealed class ProcessorMetrics : IDisposable
     }
 
     public void TaskClosed() => Interlocked.Decrement(ref _openTasks);
+
+    /// <summary>An input gate's task opened on this instance: it now reads <paramref name="input"/>.</summary>
+    public void InputOpened(TopicPartition input)
+    {
+        lock (_ownedInputs)
+        {
+            _ownedInputs[input] = _ownedInputs.GetValueOrDefault(input) + 1;
+            _ownedInputsVersion++;
+        }
+    }
+
+    public void InputClosed(TopicPartition input)
+    {
+        lock (_ownedInputs)
+        {
+            if (_ownedInputs.TryGetValue(input, out var count) && count > 1)
+            {
+                _ownedInputs[input] = count - 1;
+            }
+            else
+            {
+                _ownedInputs.Remove(input);
+            }
+
+            _ownedInputsVersion++;
+        }
+    }
+
+    /// <summary>
+    /// The input partitions (social.posts, social.follows) this instance's tasks read, and a version that changes
+    /// whenever the set does (a rebalance), for the stall watchdog.
+    /// </summary>
+    public (TopicPartition[] Partitions, int Version) OwnedInputs()
+    {
+        lock (_ownedInputs)
+        {
+            return ([.. _ownedInputs.Keys], _ownedInputsVersion);
+        }
+    }
 
     public void Heartbeat()
     {

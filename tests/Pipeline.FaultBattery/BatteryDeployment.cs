@@ -76,6 +76,7 @@ public sealed class ProcessorNode(string name, PipelineLayout layout, IReadOnlyD
             UnexpectedExits++;
         }
 
+        KeepLog(_process);
         await _process.DisposeAsync();
         await StartAsync(cancellationToken);
         return true;

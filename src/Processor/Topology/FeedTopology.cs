@@ -105,7 +105,7 @@ public static class FeedTopology
     {
         var bytes = new ByteArraySerDes();
         var branches = builder.Stream(topic, bytes, bytes)
-            .Transform(TransformerBuilder.New<byte[], byte[], byte[], Admission>().Transformer<InputGate>(admit, metrics, positionsStore).Build(), $"{name}-gate", positionsStore.Length == 0 ? [] : [positionsStore])
+            .Transform(TransformerBuilder.New<byte[], byte[], byte[], Admission>().Transformer<InputGate>(admit, metrics, positionsStore, topic).Build(), $"{name}-gate", positionsStore.Length == 0 ? [] : [positionsStore])
             .Branch((_, admission, _) => admission.IsRejected, (_, _, _) => true);
 
         branches[0].MapValues((admission, _) => admission.OriginalValue!).To(FeedTopics.DeadLetters, bytes, bytes);

@@ -16,7 +16,10 @@ public sealed class InputGate : ITransformer<byte[], byte[], byte[], Admission>
     private readonly Func<byte[]?, byte[]?, Admission> _admit;
     private readonly ProcessorMetrics _metrics;
     private readonly string _positionsStore;
+    private readonly string _topic;
     private SourcePositions _positions = null!;
+    private TopicPartition? _input;
+    private bool _open;
 
     /// <summary>
     /// Streamiz builds a prototype with new() and then creates one instance per task through the constructor
@@ -27,19 +30,27 @@ public sealed class InputGate : ITransformer<byte[], byte[], byte[], Admission>
         _admit = null!;
         _metrics = null!;
         _positionsStore = "";
+        _topic = "";
     }
 
-    public InputGate(Func<byte[]?, byte[]?, Admission> admit, ProcessorMetrics metrics, string positionsStore)
+    public InputGate(Func<byte[]?, byte[]?, Admission> admit, ProcessorMetrics metrics, string positionsStore, string topic)
     {
         _admit = admit;
         _metrics = metrics;
         _positionsStore = positionsStore;
+        _topic = topic;
     }
 
     public void Init(ProcessorContext<byte[], Admission> context)
     {
         _positions = SourcePositions.For(context, _positionsStore, _metrics);
-        TaskHeartbeat.Start(context, _metrics);
+        if (_input is null)
+        {
+            _input = new TopicPartition(_topic, context.Id.Partition);
+            _metrics.InputOpened(_input);
+        }
+
+        TaskHeartbeat.Start(context, _metrics, ref _open);
     }
 
     public Record<byte[], Admission> Process(Record<byte[], byte[]> record)
@@ -71,5 +82,14 @@ public sealed class InputGate : ITransformer<byte[], byte[], byte[], Admission>
         return Record<byte[], Admission>.Create(record.Key, admission, headers);
     }
 
-    public void Close() => _metrics.TaskClosed();
+    public void Close()
+    {
+        if (_input is not null)
+        {
+            _metrics.InputClosed(_input);
+            _input = null;
+        }
+
+        TaskHeartbeat.Stop(_metrics, ref _open);
+    }
 }

@@ -20,6 +20,7 @@ public sealed class RecipientStage : ITransformer<string, FeedCommand, string, F
     private IKeyValueStore<string, long> _index = null!;
     private IKeyValueStore<string, FeedHead> _heads = null!;
     private SourcePositions _positions = null!;
+    private bool _open;
 
     /// <summary>Prototype for Streamiz (see <see cref="AuthorStage()"/>); never processes a record.</summary>
     public RecipientStage()
@@ -42,7 +43,7 @@ public sealed class RecipientStage : ITransformer<string, FeedCommand, string, F
         _index = (IKeyValueStore<string, long>)context.GetStateStore(StoreNames.FeedIndex);
         _heads = (IKeyValueStore<string, FeedHead>)context.GetStateStore(StoreNames.FeedHeads);
         _positions = SourcePositions.For(context, _positionsStore, _metrics);
-        TaskHeartbeat.Start(context, _metrics);
+        TaskHeartbeat.Start(context, _metrics, ref _open);
     }
 
     public Record<string, FeedUpdate> Process(Record<string, FeedCommand> record)
@@ -85,7 +86,7 @@ public sealed class RecipientStage : ITransformer<string, FeedCommand, string, F
         }
     }
 
-    public void Close() => _metrics.TaskClosed();
+    public void Close() => TaskHeartbeat.Stop(_metrics, ref _open);
 
     private void Add(string user, FeedCommand command)
     {

@@ -13,9 +13,28 @@ internal static class TaskHeartbeat
 {
     public static readonly TimeSpan Interval = TimeSpan.FromSeconds(1);
 
-    public static void Start<TKey, TValue>(ProcessorContext<TKey, TValue> context, ProcessorMetrics metrics)
+    /// <summary>
+    /// Counts the transformer's task as open (once, however often Streamiz initialises it) and schedules its
+    /// heartbeat on <paramref name="context"/>.
+    /// </summary>
+    public static void Start<TKey, TValue>(ProcessorContext<TKey, TValue> context, ProcessorMetrics metrics, ref bool open)
     {
-        metrics.TaskOpened();
+        if (!open)
+        {
+            open = true;
+            metrics.TaskOpened();
+        }
+
         context.Schedule(Interval, PunctuationType.PROCESSING_TIME, _ => metrics.Heartbeat());
+    }
+
+    /// <summary>Counts the task as closed, once, however often Streamiz closes the transformer.</summary>
+    public static void Stop(ProcessorMetrics metrics, ref bool open)
+    {
+        if (open)
+        {
+            open = false;
+            metrics.TaskClosed();
+        }
     }
 }

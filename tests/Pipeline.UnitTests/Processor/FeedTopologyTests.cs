@@ -1,10 +1,30 @@
+using Confluent.Kafka;
 using Feed.V1;
+using Pipeline.Kafka;
 using Pipeline.Processor.Topology;
 
 namespace Pipeline.UnitTests.Processor;
 
 public sealed class FeedTopologyTests
 {
+    /// <summary>The stall watchdog judges an instance by the input partitions its tasks read: the gates report them.</summary>
+    [Fact]
+    public void InputGates_ReportThePartitionsTheirTasksRead_UntilTheyClose()
+    {
+        var topology = new TopologyHarness();
+        topology.Follow("alice", "bob");
+        topology.Post("bob", "p1");
+
+        var (open, version) = topology.Metrics.OwnedInputs();
+        Assert.Equal([new TopicPartition(FeedTopics.Follows, 0), new TopicPartition(FeedTopics.Posts, 0)], open.OrderBy(p => p.Topic, StringComparer.Ordinal));
+
+        var metrics = topology.Metrics;
+        topology.Dispose();
+        var (closed, versionAfter) = metrics.OwnedInputs();
+        Assert.Empty(closed);
+        Assert.NotEqual(version, versionAfter);
+    }
+
     [Fact]
     public void Post_ReachesEachFollowerOnce()
     {
