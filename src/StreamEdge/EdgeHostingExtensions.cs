@@ -11,6 +11,8 @@ namespace Pipeline.StreamEdge;
 
 public static class EdgeHostingExtensions
 {
+    private const string HostingDiagnosticsCategory = "Microsoft.AspNetCore.Hosting.Diagnostics";
+
     /// <summary>Registers the edge: options, the feed.updates consumer, dispatch, gRPC services and health.</summary>
     public static WebApplicationBuilder AddStreamEdge(this WebApplicationBuilder builder)
     {
@@ -19,6 +21,16 @@ public static class EdgeHostingExtensions
         // Kestrel binds only its endpoints from configuration; its limits (HTTP/2 keepalive pings, streams per
         // connection) are bound here so that "Kestrel:Limits" in configuration takes effect.
         builder.WebHost.ConfigureKestrel((context, kestrel) => context.Configuration.GetSection("Kestrel:Limits").Bind(kestrel.Limits));
+
+        // ASP.NET Core's hosting keeps a log scope and an Activity (with its tags and execution context) for every
+        // request whose hosting log category is enabled at any level, even when nothing is ever logged; an open
+        // stream holds them for its whole life: 13 objects and about 620 bytes per subscriber (gcdump of 10,000
+        // streams). The category logs only request start and end, so it is off unless configuration names it.
+        if (builder.Configuration[$"Logging:LogLevel:{HostingDiagnosticsCategory}"] is null)
+        {
+            builder.Logging.AddFilter(HostingDiagnosticsCategory, LogLevel.None);
+        }
+
         services.AddKafkaClientConfig();
         services.AddOptions<EdgeOptions>()
             .BindConfiguration(EdgeOptions.SectionName)
