@@ -76,7 +76,7 @@ public class EdgeDispatchBenchmarks
         var drained = 0;
         foreach (var subscription in _subscriptions)
         {
-            while (subscription.Reader.TryRead(out _))
+            while (subscription.Queue.TryRead(out _))
             {
                 drained++;
             }

@@ -30,7 +30,7 @@ public sealed class FeedSession
     }
 
     /// <summary>True while more live events are already queued (the writer can hold back its flush).</summary>
-    public bool MoreQueued => _subscription.Reader.Count > 0;
+    public bool MoreQueued => _subscription.Queue.Count > 0;
 
     /// <param name="cursor">Resume right after it; null to start from a snapshot of <paramref name="snapshotSize"/> entries.</param>
     public async IAsyncEnumerable<FeedEvent> ReadAsync(FeedCursor? cursor, int snapshotSize, [EnumeratorCancellation] CancellationToken cancellationToken)
@@ -75,7 +75,7 @@ public sealed class FeedSession
             }
         }
 
-        var reader = _subscription.Reader;
+        var reader = _subscription.Queue;
         while (await reader.WaitToReadAsync(cancellationToken))
         {
             while (reader.TryRead(out var delivery))

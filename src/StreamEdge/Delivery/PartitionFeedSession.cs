@@ -28,7 +28,7 @@ public sealed class PartitionFeedSession
     }
 
     /// <summary>True while more live events are already queued (the writer can hold back its flush).</summary>
-    public bool MoreQueued => _subscription.Subscription.Reader.Count > 0;
+    public bool MoreQueued => _subscription.Subscription.Queue.Count > 0;
 
     /// <param name="resumeAfter">Offset of the newest update received, per partition; absent partitions start live from now.</param>
     public async IAsyncEnumerable<PartitionFeedEvent> ReadAsync(IReadOnlyDictionary<int, long> resumeAfter, [EnumeratorCancellation] CancellationToken cancellationToken)
@@ -83,7 +83,7 @@ public sealed class PartitionFeedSession
             }
         }
 
-        var reader = _subscription.Subscription.Reader;
+        var reader = _subscription.Subscription.Queue;
         while (await reader.WaitToReadAsync(cancellationToken))
         {
             while (reader.TryRead(out var delivery))

@@ -262,13 +262,13 @@ public sealed class SubscriberRegistry
         {
             foreach (var subscription in subscriptions)
             {
-                queued += subscription.Reader.Count;
+                queued += subscription.Queue.Count;
             }
         }
 
         foreach (var subscription in _partitionSubscriptions)
         {
-            queued += subscription.Subscription.Reader.Count;
+            queued += subscription.Subscription.Queue.Count;
         }
 
         return queued;

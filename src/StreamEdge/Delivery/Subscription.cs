@@ -1,5 +1,4 @@
 using System.Diagnostics.CodeAnalysis;
-using System.Threading.Channels;
 
 namespace Pipeline.StreamEdge.Delivery;
 
@@ -27,7 +26,7 @@ public sealed class Subscription<TEvent>
     private const int CompletedState = 1;
     private const int OverflowedState = 2;
 
-    private readonly Channel<Delivery<TEvent>> _queue;
+    private readonly DeliveryBuffer<Delivery<TEvent>> _queue;
     private readonly CancellationTokenSource _overflow = new();
 
     /// <summary>Set once, before the queue is completed: by an overflow or by <see cref="Complete"/>.</summary>
@@ -38,12 +37,7 @@ public sealed class Subscription<TEvent>
         Owner = owner;
         Capacity = capacity;
         StuckWriteGrace = stuckWriteGrace;
-        _queue = Channel.CreateBounded<Delivery<TEvent>>(new BoundedChannelOptions(capacity)
-        {
-            SingleReader = true,
-            SingleWriter = false,
-            FullMode = BoundedChannelFullMode.Wait,
-        });
+        _queue = new DeliveryBuffer<Delivery<TEvent>>(capacity);
     }
 
     /// <summary>The user whose feed this is, or the partition range of a service subscription.</summary>
@@ -54,7 +48,8 @@ public sealed class Subscription<TEvent>
     /// <summary>True once the subscriber fell more than <see cref="Capacity"/> events behind.</summary>
     public bool Overflowed => Volatile.Read(ref _state) == OverflowedState;
 
-    public ChannelReader<Delivery<TEvent>> Reader => _queue.Reader;
+    /// <summary>What the stream writer reads; the dispatch loop writes through <see cref="TryEnqueue"/> and <see cref="Pulse"/>.</summary>
+    public DeliveryBuffer<Delivery<TEvent>> Queue => _queue;
 
     /// <summary>
     /// Cancelled <see cref="StuckWriteGrace"/> after an overflow. The response writer passes it to WriteAsync, so a
@@ -77,12 +72,12 @@ public sealed class Subscription<TEvent>
     /// </summary>
     public bool TryEnqueue(Delivery<TEvent> delivery)
     {
-        if (_queue.Writer.TryWrite(delivery))
+        if (_queue.TryWrite(delivery))
         {
             return true;
         }
 
-        // Ended from the server side (Complete) with events still queued: the channel refuses writes, but it is
+        // Ended from the server side (Complete) with events still queued: the queue refuses writes, but it is
         // not full. Reading that as an overflow cancelled the response write in flight, which grpc-dotnet turns
         // into an HTTP/2 RST_STREAM CANCEL, and the client saw CANCELLED instead of a resumable status.
         // After an overflow, the events that miss the queue still count as dropped, as they did before.
@@ -92,7 +87,7 @@ public sealed class Subscription<TEvent>
             return state == CompletedState;
         }
 
-        _queue.Writer.TryComplete();
+        _queue.TryComplete();
         if (StuckWriteGrace > TimeSpan.Zero)
         {
             _overflow.CancelAfter(StuckWriteGrace);
@@ -106,12 +101,12 @@ public sealed class Subscription<TEvent>
     }
 
     /// <summary>Asks for a heartbeat; a full queue already tells the client the stream is alive.</summary>
-    public void Pulse() => _queue.Writer.TryWrite(default);
+    public void Pulse() => _queue.TryWrite(default);
 
     /// <summary>Ends the subscription from the server side (shutdown); the reader drains what is queued.</summary>
     public void Complete()
     {
         Interlocked.CompareExchange(ref _state, CompletedState, OpenState);
-        _queue.Writer.TryComplete();
+        _queue.TryComplete();
     }
 }

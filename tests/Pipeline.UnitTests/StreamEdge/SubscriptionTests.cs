@@ -55,9 +55,12 @@ public sealed class SubscriptionTests
         Assert.False(subscription.OverflowToken.IsCancellationRequested);
 
         var drained = new List<string>();
-        await foreach (var delivery in subscription.Reader.ReadAllAsync())
+        while (await subscription.Queue.WaitToReadAsync(CancellationToken.None))
         {
-            drained.Add(delivery.Event!);
+            while (subscription.Queue.TryRead(out var delivery))
+            {
+                drained.Add(delivery.Event!);
+            }
         }
 
         Assert.Equal(["a", "b"], drained);
