@@ -59,7 +59,7 @@ public sealed class FeedGrpcService : FeedService.FeedServiceBase
         try
         {
             var session = new FeedSession(userId, subscription, _replica, _cursors, _clock);
-            await StreamAsync(subscription, token => session.ReadAsync(cursor, Math.Min(request.SnapshotSize, _maxSnapshotSize), token), () => session.MoreQueued, responseStream, context);
+            await StreamAsync(subscription, session.ReadAsync(cursor, Math.Min(request.SnapshotSize, _maxSnapshotSize), subscription.Token), responseStream, context);
         }
         finally
         {
@@ -92,7 +92,7 @@ public sealed class FeedGrpcService : FeedService.FeedServiceBase
         try
         {
             var session = new PartitionFeedSession(subscription, _replica, _replay, _cursors, _clock);
-            await StreamAsync(subscription.Subscription, token => session.ReadAsync(resumeAfter, token), () => session.MoreQueued, responseStream, context);
+            await StreamAsync(subscription.Subscription, session.ReadAsync(resumeAfter, subscription.Subscription.Token), responseStream, context);
         }
         finally
         {
@@ -104,10 +104,11 @@ public sealed class FeedGrpcService : FeedService.FeedServiceBase
     /// Writes a session's events until the client leaves, the subscriber overflows (ABORTED) or the edge shuts
     /// down (UNAVAILABLE); the client resumes from its cursor after either status.
     /// </summary>
-    private async Task StreamAsync<TEvent>(Subscription<TEvent> subscription, Func<CancellationToken, IAsyncEnumerable<TEvent>> events, Func<bool> moreQueued, IServerStreamWriter<TEvent> responseStream, ServerCallContext context)
+    /// <param name="events">The session's events, read with <see cref="Subscription{TEvent}.Token"/>.</param>
+    private async Task StreamAsync<TEvent>(Subscription<TEvent> subscription, IAsyncEnumerable<TEvent> events, IServerStreamWriter<TEvent> responseStream, ServerCallContext context)
         where TEvent : class
     {
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, subscription.OverflowToken);
+        using var aborted = subscription.CancelWith(context.CancellationToken);
 
         // The bearer token was validated before the handler ran and is not read again; the request headers live
         // as long as the stream, so its text (several hundred bytes per subscriber) is let go.
@@ -117,7 +118,7 @@ public sealed class FeedGrpcService : FeedService.FeedServiceBase
             // Headers go out as soon as the subscription is registered: a client that awaits them knows that
             // every update committed from now on will reach it.
             await context.WriteResponseHeadersAsync([]);
-            await foreach (var feedEvent in events(stop.Token))
+            await foreach (var feedEvent in events)
             {
                 // Cut off: what is still queued is not sent (the client resumes from its cursor); the status follows.
                 if (subscription.Overflowed)
@@ -126,8 +127,8 @@ public sealed class FeedGrpcService : FeedService.FeedServiceBase
                 }
 
                 // Flush only when nothing more is queued: a burst goes out in few HTTP/2 frames.
-                responseStream.WriteOptions = moreQueued() ? Buffered : null;
-                await responseStream.WriteAsync(feedEvent, stop.Token);
+                responseStream.WriteOptions = subscription.Queue.Count > 0 ? Buffered : null;
+                await responseStream.WriteAsync(feedEvent, subscription.Token);
                 _metrics.Delivered(1);
             }
         }

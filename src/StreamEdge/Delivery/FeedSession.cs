@@ -29,9 +29,6 @@ public sealed class FeedSession
         _clock = clock;
     }
 
-    /// <summary>True while more live events are already queued (the writer can hold back its flush).</summary>
-    public bool MoreQueued => _subscription.Queue.Count > 0;
-
     /// <param name="cursor">Resume right after it; null to start from a snapshot of <paramref name="snapshotSize"/> entries.</param>
     public async IAsyncEnumerable<FeedEvent> ReadAsync(FeedCursor? cursor, int snapshotSize, [EnumeratorCancellation] CancellationToken cancellationToken)
     {

@@ -27,9 +27,6 @@ public sealed class PartitionFeedSession
         _clock = clock;
     }
 
-    /// <summary>True while more live events are already queued (the writer can hold back its flush).</summary>
-    public bool MoreQueued => _subscription.Subscription.Queue.Count > 0;
-
     /// <param name="resumeAfter">Offset of the newest update received, per partition; absent partitions start live from now.</param>
     public async IAsyncEnumerable<PartitionFeedEvent> ReadAsync(IReadOnlyDictionary<int, long> resumeAfter, [EnumeratorCancellation] CancellationToken cancellationToken)
     {

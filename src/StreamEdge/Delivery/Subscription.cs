@@ -18,7 +18,7 @@ public readonly record struct Delivery<TEvent>(TEvent? Event, long Offset)
 /// One open stream: a bounded queue between the dispatch loop (writer) and the gRPC response stream (reader).
 /// The writer never waits: when the queue is full the subscription is ended as overflowed.
 /// </summary>
-[SuppressMessage("Reliability", "CA1001", Justification = "The overflow token source has no linked parents and at most one timer, which frees itself when it fires; disposing it would race with the dispatch thread and that timer cancelling it.")]
+[SuppressMessage("Reliability", "CA1001", Justification = "The stream's token source has no linked parents and at most one timer, which frees itself when it fires; disposing it would race with the dispatch thread, that timer and the request's abort cancelling it.")]
 public sealed class Subscription<TEvent>
     where TEvent : class
 {
@@ -27,7 +27,7 @@ public sealed class Subscription<TEvent>
     private const int OverflowedState = 2;
 
     private readonly DeliveryBuffer<Delivery<TEvent>> _queue;
-    private readonly CancellationTokenSource _overflow = new();
+    private readonly CancellationTokenSource _cancel = new();
 
     /// <summary>Set once, before the queue is completed: by an overflow or by <see cref="Complete"/>.</summary>
     private int _state;
@@ -52,11 +52,17 @@ public sealed class Subscription<TEvent>
     public DeliveryBuffer<Delivery<TEvent>> Queue => _queue;
 
     /// <summary>
-    /// Cancelled <see cref="StuckWriteGrace"/> after an overflow. The response writer passes it to WriteAsync, so a
-    /// client that stopped reading (and whose HTTP/2 flow-control window is exhausted) cannot keep the handler parked
-    /// forever (grpc-dotnet #1422); that cancels the write, and grpc-dotnet resets the stream (CANCEL).
+    /// The stream's one cancellation: cancelled when the client goes away (see <see cref="CancelWith"/>) and
+    /// <see cref="StuckWriteGrace"/> after an overflow. The response writer passes it to WriteAsync, so a client that
+    /// stopped reading (and whose HTTP/2 flow-control window is exhausted) cannot keep the handler parked forever
+    /// (grpc-dotnet #1422); that cancels the write, and grpc-dotnet resets the stream (CANCEL). One source per stream,
+    /// where a source linked to the request's and an overflow source took two more objects and two registrations.
     /// </summary>
-    public CancellationToken OverflowToken => _overflow.Token;
+    public CancellationToken Token => _cancel.Token;
+
+    /// <summary>Cancels <see cref="Token"/> when <paramref name="requestAborted"/> is; dispose the result when the stream ends.</summary>
+    public CancellationTokenRegistration CancelWith(CancellationToken requestAborted) =>
+        requestAborted.UnsafeRegister(static state => ((CancellationTokenSource)state!).Cancel(), _cancel);
 
     /// <summary>
     /// How long a response write still in flight at an overflow may take before it is cancelled. A client that is
@@ -90,11 +96,11 @@ public sealed class Subscription<TEvent>
         _queue.TryComplete();
         if (StuckWriteGrace > TimeSpan.Zero)
         {
-            _overflow.CancelAfter(StuckWriteGrace);
+            _cancel.CancelAfter(StuckWriteGrace);
         }
         else
         {
-            _overflow.Cancel();
+            _cancel.Cancel();
         }
 
         return false;

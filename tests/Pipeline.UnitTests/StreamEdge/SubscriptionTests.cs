@@ -4,6 +4,27 @@ namespace Pipeline.UnitTests.StreamEdge;
 
 public sealed class SubscriptionTests
 {
+    /// <summary>One token per stream: the client going away cancels it as an overflow does, until the stream lets go.</summary>
+    [Fact]
+    public async Task TheRequestsAbort_CancelsTheStreamToken_UntilTheRegistrationIsDisposed()
+    {
+        var aborted = new Subscription<string>("alice", capacity: 2);
+        using var request = new CancellationTokenSource();
+        using (aborted.CancelWith(request.Token))
+        {
+            Assert.False(aborted.Token.IsCancellationRequested);
+            await request.CancelAsync();
+            Assert.True(aborted.Token.IsCancellationRequested);
+            Assert.False(aborted.Overflowed);
+        }
+
+        var ended = new Subscription<string>("bob", capacity: 2);
+        using var laterRequest = new CancellationTokenSource();
+        ended.CancelWith(laterRequest.Token).Dispose();
+        await laterRequest.CancelAsync();
+        Assert.False(ended.Token.IsCancellationRequested);
+    }
+
     [Fact]
     public void FullQueue_Overflows_AndCancelsTheWriter()
     {
@@ -14,7 +35,7 @@ public sealed class SubscriptionTests
         Assert.False(subscription.TryEnqueue(new Delivery<string>("c", 3)));
 
         Assert.True(subscription.Overflowed);
-        Assert.True(subscription.OverflowToken.IsCancellationRequested);
+        Assert.True(subscription.Token.IsCancellationRequested);
 
         // Later events still miss it and still count as dropped until the stream is removed.
         Assert.False(subscription.TryEnqueue(new Delivery<string>("d", 4)));
@@ -33,8 +54,8 @@ public sealed class SubscriptionTests
         // chance to finish until the grace is over.
         Assert.True(subscription.Overflowed);
         var cancelled = new TaskCompletionSource();
-        using var registration = subscription.OverflowToken.Register(() => cancelled.TrySetResult());
-        Assert.False(subscription.OverflowToken.IsCancellationRequested && cutOff.Elapsed < TimeSpan.FromMilliseconds(300));
+        using var registration = subscription.Token.Register(() => cancelled.TrySetResult());
+        Assert.False(subscription.Token.IsCancellationRequested && cutOff.Elapsed < TimeSpan.FromMilliseconds(300));
         await cancelled.Task.WaitAsync(TimeSpan.FromSeconds(10));
         Assert.True(cutOff.Elapsed >= TimeSpan.FromMilliseconds(250), $"cancelled after {cutOff.Elapsed.TotalMilliseconds} ms");
     }
@@ -52,7 +73,7 @@ public sealed class SubscriptionTests
         // stream must not be cut as overflowed (that reset the client's stream with CANCEL).
         Assert.True(subscription.TryEnqueue(new Delivery<string>("c", 3)));
         Assert.False(subscription.Overflowed);
-        Assert.False(subscription.OverflowToken.IsCancellationRequested);
+        Assert.False(subscription.Token.IsCancellationRequested);
 
         var drained = new List<string>();
         while (await subscription.Queue.WaitToReadAsync(CancellationToken.None))
@@ -90,7 +111,7 @@ public sealed class SubscriptionTests
             await Task.WhenAll(dispatch, complete);
 
             Assert.False(subscription.Overflowed, $"round {round}: a completed subscription below its capacity was read as overflowed");
-            Assert.False(subscription.OverflowToken.IsCancellationRequested);
+            Assert.False(subscription.Token.IsCancellationRequested);
         }
     }
 }
