@@ -24,6 +24,7 @@ public sealed class ProcessorMetrics : IDisposable
     private long _purgesRefused;
     private readonly Dictionary<TopicPartition, int> _ownedInputs = [];
     private int _ownedInputsVersion;
+    private long _groupLag = -1;
     private readonly Histogram<double> _fanOutDuration;
     private readonly Histogram<double> _commitDuration;
 
@@ -38,6 +39,11 @@ public sealed class ProcessorMetrics : IDisposable
         _meter.CreateObservableGauge("feed.processor.fanout.longest", () => LongestFanOut.TotalSeconds, "s", "Longest single fan-out on the stream thread since start (a large author's post)");
         _meter.CreateObservableGauge("feed.processor.stream_thread.heartbeat_age", () => HeartbeatAge.TotalSeconds, "s", "Time since a stream thread last ran its loop's wall-clock punctuation; grows without bound when a thread is stuck (e.g. in a transaction commit)");
         _meter.CreateObservableGauge("feed.processor.tasks.open", () => OpenTasks, "{task}", "Stream tasks open on this instance; 0 on a RUNNING instance means it holds no partitions (more instances than partitions, or a rebalance that left it out)");
+        _meter.CreateObservableGauge(
+            "feed.processor.group.lag",
+            () => Volatile.Read(ref _groupLag) is >= 0 and var lag ? [new Measurement<long>(lag)] : Array.Empty<Measurement<long>>(),
+            "{offset}",
+            "Offsets past the processor group's committed offsets on everything it consumes (posts, follows, its repartition topics), read every 5 s by the stall watchdog while RUNNING; transaction markers count one each. Where committed offsets cannot be read (the embedded broker hides transactional commits) every retained record counts");
         _meter.CreateObservableCounter("feed.processor.repartition_purges_refused", () => PurgesRefused, "{request}", "DeleteRecords requests for consumed repartition records that the broker refused; the repartition topics then keep records until retention");
         _fanOutDuration = _meter.CreateHistogram<double>("feed.processor.fanout.duration", "s", "Time one post's fan-out held the stream thread");
         _commitDuration = _meter.CreateHistogram(
@@ -109,6 +115,9 @@ public sealed class ProcessorMetrics : IDisposable
     }
 
     public void TaskClosed() => Interlocked.Decrement(ref _openTasks);
+
+    /// <summary>The group's lag as the stall watchdog last read it.</summary>
+    public void GroupLagRead(long lag) => Volatile.Write(ref _groupLag, lag);
 
     /// <summary>An input gate's task opened on this instance: it now reads <paramref name="input"/>.</summary>
     public void InputOpened(TopicPartition input)

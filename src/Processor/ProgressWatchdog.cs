@@ -87,6 +87,7 @@ public sealed partial class ProgressWatchdog : BackgroundService
                 continue;
             }
 
+            _metrics.GroupLagRead(sample.GroupLag);
             LogCheck(_logger, sample.Processed, sample.OwnedInputEnd, sample.Heartbeats, sample.OpenTasks, sample.GroupLag, positions.CommitsRead ? "" : " (committed offsets unreadable: counted from the partitions' start)");
 
             switch (detector.Check(_clock.GetUtcNow(), sample))
