@@ -60,6 +60,9 @@ public static class EdgeHostingExtensions
             options.EnableDetailedErrors = builder.Environment.IsDevelopment();
         });
         services.AddGrpcReflection();
+
+        // Stateless over singletons: one instance instead of one per call, which an open stream keeps for its life.
+        services.AddSingleton<FeedGrpcService>();
         services.AddOpenTelemetry().WithMetrics(metrics => metrics
             .AddMeter(EdgeMetrics.MeterName, "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel")
             .AddRuntimeInstrumentation()

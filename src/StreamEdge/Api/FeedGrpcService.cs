@@ -58,8 +58,7 @@ public sealed class FeedGrpcService : FeedService.FeedServiceBase
 
         try
         {
-            var session = new FeedSession(userId, subscription, _replica, _cursors, _clock);
-            await StreamAsync(subscription, session.ReadAsync(cursor, Math.Min(request.SnapshotSize, _maxSnapshotSize), subscription.Token), responseStream, context);
+            await StreamAsync(subscription, new FeedSession(userId, subscription, _replica, _cursors, _clock, cursor, Math.Min(request.SnapshotSize, _maxSnapshotSize)), responseStream, context);
         }
         finally
         {
@@ -91,8 +90,7 @@ public sealed class FeedGrpcService : FeedService.FeedServiceBase
 
         try
         {
-            var session = new PartitionFeedSession(subscription, _replica, _replay, _cursors, _clock);
-            await StreamAsync(subscription.Subscription, session.ReadAsync(resumeAfter, subscription.Subscription.Token), responseStream, context);
+            await StreamAsync(subscription.Subscription, new PartitionFeedSession(subscription, _replica, _replay, _cursors, _clock, resumeAfter), responseStream, context);
         }
         finally
         {
@@ -102,13 +100,15 @@ public sealed class FeedGrpcService : FeedService.FeedServiceBase
 
     /// <summary>
     /// Writes a session's events until the client leaves, the subscriber overflows (ABORTED) or the edge shuts
-    /// down (UNAVAILABLE); the client resumes from its cursor after either status.
+    /// down (UNAVAILABLE); the client resumes from its cursor after either status. The prefix is written by a
+    /// method of its own and the live queue is read here, so that no iterator stays alive for the stream's life.
     /// </summary>
-    /// <param name="events">The session's events, read with <see cref="Subscription{TEvent}.Token"/>.</param>
-    private async Task StreamAsync<TEvent>(Subscription<TEvent> subscription, IAsyncEnumerable<TEvent> events, IServerStreamWriter<TEvent> responseStream, ServerCallContext context)
+    private async Task StreamAsync<TEvent>(Subscription<TEvent> subscription, IStreamSession<TEvent> session, IServerStreamWriter<TEvent> responseStream, ServerCallContext context)
         where TEvent : class
     {
         using var aborted = subscription.CancelWith(context.CancellationToken);
+        var token = subscription.Token;
+        var queue = subscription.Queue;
 
         // The bearer token was validated before the handler ran and is not read again; the request headers live
         // as long as the stream, so its text (several hundred bytes per subscriber) is let go.
@@ -118,18 +118,19 @@ public sealed class FeedGrpcService : FeedService.FeedServiceBase
             // Headers go out as soon as the subscription is registered: a client that awaits them knows that
             // every update committed from now on will reach it.
             await context.WriteResponseHeadersAsync([]);
-            await foreach (var feedEvent in events)
+            await WritePrefixAsync(subscription, session, responseStream);
+            while (!subscription.Overflowed && await queue.WaitToReadAsync(token))
             {
                 // Cut off: what is still queued is not sent (the client resumes from its cursor); the status follows.
-                if (subscription.Overflowed)
+                while (!subscription.Overflowed && queue.TryRead(out var delivery))
                 {
-                    break;
+                    if (session.Live(delivery, queue.Count) is { } feedEvent)
+                    {
+                        responseStream.WriteOptions = queue.Count > 0 ? Buffered : null;
+                        await responseStream.WriteAsync(feedEvent, token);
+                        _metrics.Delivered(1);
+                    }
                 }
-
-                // Flush only when nothing more is queued: a burst goes out in few HTTP/2 frames.
-                responseStream.WriteOptions = subscription.Queue.Count > 0 ? Buffered : null;
-                await responseStream.WriteAsync(feedEvent, subscription.Token);
-                _metrics.Delivered(1);
             }
         }
         catch (OperationCanceledException) when (subscription.Overflowed)
@@ -152,6 +153,25 @@ public sealed class FeedGrpcService : FeedService.FeedServiceBase
         throw subscription.Overflowed
             ? new RpcException(new Status(StatusCode.Aborted, $"subscriber fell more than {subscription.Capacity} events behind and was cut off; resubscribe with the last cursor received"))
             : new RpcException(new Status(StatusCode.Unavailable, "the edge is shutting down; resubscribe with the last cursor received"));
+    }
+
+    /// <summary>Writes what comes before the live updates; its iterator is garbage once this returns.</summary>
+    private async Task WritePrefixAsync<TEvent>(Subscription<TEvent> subscription, IStreamSession<TEvent> session, IServerStreamWriter<TEvent> responseStream)
+        where TEvent : class
+    {
+        await foreach (var feedEvent in session.ReadPrefixAsync(subscription.Token))
+        {
+            // Cut off: what is still to come is not sent (the client resumes from its cursor); the status follows.
+            if (subscription.Overflowed)
+            {
+                return;
+            }
+
+            // Flush only when nothing more is queued: a burst goes out in few HTTP/2 frames.
+            responseStream.WriteOptions = subscription.Queue.Count > 0 ? Buffered : null;
+            await responseStream.WriteAsync(feedEvent, subscription.Token);
+            _metrics.Delivered(1);
+        }
     }
 
     /// <summary>UNAVAILABLE during shutdown (resume at once, elsewhere); RESOURCE_EXHAUSTED at a limit, which is counted.</summary>

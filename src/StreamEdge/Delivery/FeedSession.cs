@@ -9,7 +9,7 @@ namespace Pipeline.StreamEdge.Delivery;
 /// with heartbeats throughout. The subscription is registered before the replica is read, so every update is
 /// either in what was read or in the live queue (or both: the copy is skipped by offset) — no gap, no duplicate.
 /// </summary>
-public sealed class FeedSession
+public sealed class FeedSession : IStreamSession<FeedEvent>
 {
     private static readonly TimeSpan CatchUpWait = TimeSpan.FromSeconds(5);
 
@@ -18,10 +18,18 @@ public sealed class FeedSession
     private readonly FeedReplica _replica;
     private readonly CursorCodec _cursors;
     private readonly TimeProvider _clock;
+    private readonly FeedCursor? _cursor;
+    private readonly int _snapshotSize;
     private string _lastCursor = "";
 
-    public FeedSession(string userId, Subscription<FeedEvent> subscription, FeedReplica replica, CursorCodec cursors, TimeProvider clock)
+    /// <summary>Live updates at or below this offset were in what was sent before them.</summary>
+    private long _skipThrough = -1;
+
+    /// <param name="cursor">Resume right after it; null to start from a snapshot of <paramref name="snapshotSize"/> entries.</param>
+    public FeedSession(string userId, Subscription<FeedEvent> subscription, FeedReplica replica, CursorCodec cursors, TimeProvider clock, FeedCursor? cursor, int snapshotSize)
     {
+        _cursor = cursor;
+        _snapshotSize = snapshotSize;
         _userId = userId;
         _subscription = subscription;
         _replica = replica;
@@ -29,9 +37,10 @@ public sealed class FeedSession
         _clock = clock;
     }
 
-    /// <param name="cursor">Resume right after it; null to start from a snapshot of <paramref name="snapshotSize"/> entries.</param>
-    public async IAsyncEnumerable<FeedEvent> ReadAsync(FeedCursor? cursor, int snapshotSize, [EnumeratorCancellation] CancellationToken cancellationToken)
+    /// <summary>What comes before the live updates: the replay after the cursor, or a snapshot.</summary>
+    public async IAsyncEnumerable<FeedEvent> ReadPrefixAsync([EnumeratorCancellation] CancellationToken cancellationToken)
     {
+        var (cursor, snapshotSize) = (_cursor, _snapshotSize);
         long skipThrough;
         if (cursor is { Kind: CursorKind.Position } position)
         {
@@ -72,26 +81,27 @@ public sealed class FeedSession
             }
         }
 
-        var reader = _subscription.Queue;
-        while (await reader.WaitToReadAsync(cancellationToken))
+        _skipThrough = skipThrough;
+    }
+
+    public FeedEvent? Live(Delivery<FeedEvent> delivery, int queued)
+    {
+        if (delivery.IsHeartbeat)
         {
-            while (reader.TryRead(out var delivery))
+            return new FeedEvent
             {
-                if (delivery.IsHeartbeat)
-                {
-                    yield return new FeedEvent
-                    {
-                        Cursor = _lastCursor,
-                        Heartbeat = new Heartbeat { ServerTime = Timestamp.FromDateTimeOffset(_clock.GetUtcNow()), Lag = reader.Count },
-                    };
-                }
-                else if (delivery.Offset > skipThrough)
-                {
-                    _lastCursor = delivery.Event.Cursor;
-                    yield return delivery.Event;
-                }
-            }
+                Cursor = _lastCursor,
+                Heartbeat = new Heartbeat { ServerTime = Timestamp.FromDateTimeOffset(_clock.GetUtcNow()), Lag = queued },
+            };
         }
+
+        if (delivery.Offset <= _skipThrough)
+        {
+            return null;
+        }
+
+        _lastCursor = delivery.Event.Cursor;
+        return delivery.Event;
     }
 
     /// <summary>Snapshot entries (their cursor restarts the snapshot), then the end marker carrying the live position.</summary>

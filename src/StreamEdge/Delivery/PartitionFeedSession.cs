@@ -10,16 +10,22 @@ namespace Pipeline.StreamEdge.Delivery;
 /// then live updates past that position. Registration comes first, so every update is in the replay or the live
 /// queue (or both; the copy is skipped by offset) — no gap, no duplicate, per-partition order.
 /// </summary>
-public sealed class PartitionFeedSession
+public sealed class PartitionFeedSession : IStreamSession<PartitionFeedEvent>
 {
     private readonly PartitionSubscription _subscription;
     private readonly FeedReplica _replica;
     private readonly PartitionReplay _replay;
     private readonly CursorCodec _cursors;
     private readonly TimeProvider _clock;
+    private readonly IReadOnlyDictionary<int, long> _resumeAfter;
 
-    public PartitionFeedSession(PartitionSubscription subscription, FeedReplica replica, PartitionReplay replay, CursorCodec cursors, TimeProvider clock)
+    /// <summary>Per partition of the range: live updates at or below it were in the replay (or are before the start).</summary>
+    private long[] _skipThrough = [];
+
+    /// <param name="resumeAfter">Offset of the newest update received, per partition; absent partitions start live from now.</param>
+    public PartitionFeedSession(PartitionSubscription subscription, FeedReplica replica, PartitionReplay replay, CursorCodec cursors, TimeProvider clock, IReadOnlyDictionary<int, long> resumeAfter)
     {
+        _resumeAfter = resumeAfter;
         _subscription = subscription;
         _replica = replica;
         _replay = replay;
@@ -27,11 +33,12 @@ public sealed class PartitionFeedSession
         _clock = clock;
     }
 
-    /// <param name="resumeAfter">Offset of the newest update received, per partition; absent partitions start live from now.</param>
-    public async IAsyncEnumerable<PartitionFeedEvent> ReadAsync(IReadOnlyDictionary<int, long> resumeAfter, [EnumeratorCancellation] CancellationToken cancellationToken)
+    /// <summary>What comes before the live updates: a start marker per partition without a cursor, then the replay after the cursors.</summary>
+    public async IAsyncEnumerable<PartitionFeedEvent> ReadPrefixAsync([EnumeratorCancellation] CancellationToken cancellationToken)
     {
+        var resumeAfter = _resumeAfter;
         var range = _subscription.Range;
-        var skipThrough = new long[range.Last - range.First + 1];
+        var skipThrough = _skipThrough = new long[range.Last - range.First + 1];
         var replay = new Dictionary<int, (long After, long Through)>();
         var starts = new List<PartitionFeedEvent>();
         for (var partition = range.First; partition <= range.Last; partition++)
@@ -80,24 +87,19 @@ public sealed class PartitionFeedSession
             }
         }
 
-        var reader = _subscription.Subscription.Queue;
-        while (await reader.WaitToReadAsync(cancellationToken))
+    }
+
+    public PartitionFeedEvent? Live(Delivery<PartitionFeedEvent> delivery, int queued)
+    {
+        if (delivery.IsHeartbeat)
         {
-            while (reader.TryRead(out var delivery))
+            return new PartitionFeedEvent
             {
-                if (delivery.IsHeartbeat)
-                {
-                    yield return new PartitionFeedEvent
-                    {
-                        Partition = -1,
-                        Heartbeat = new Heartbeat { ServerTime = Timestamp.FromDateTimeOffset(_clock.GetUtcNow()), Lag = reader.Count },
-                    };
-                }
-                else if (delivery.Offset > skipThrough[delivery.Event.Partition - range.First])
-                {
-                    yield return delivery.Event;
-                }
-            }
+                Partition = -1,
+                Heartbeat = new Heartbeat { ServerTime = Timestamp.FromDateTimeOffset(_clock.GetUtcNow()), Lag = queued },
+            };
         }
+
+        return delivery.Offset > _skipThrough[delivery.Event.Partition - _subscription.Range.First] ? delivery.Event : null;
     }
 }
