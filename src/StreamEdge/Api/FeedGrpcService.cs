@@ -58,7 +58,7 @@ public sealed class FeedGrpcService : FeedService.FeedServiceBase
 
         try
         {
-            await StreamAsync(subscription, new FeedSession(userId, subscription, _replica, _cursors, _clock, cursor, Math.Min(request.SnapshotSize, _maxSnapshotSize)), responseStream, context);
+            await StreamAsync(subscription, new FeedSession(userId, _replica, _cursors, _clock, cursor, Math.Min(request.SnapshotSize, _maxSnapshotSize)), responseStream, context);
         }
         finally
         {

@@ -14,7 +14,6 @@ public sealed class FeedSession : IStreamSession<FeedEvent>
     private static readonly TimeSpan CatchUpWait = TimeSpan.FromSeconds(5);
 
     private readonly string _userId;
-    private readonly Subscription<FeedEvent> _subscription;
     private readonly FeedReplica _replica;
     private readonly CursorCodec _cursors;
     private readonly TimeProvider _clock;
@@ -26,15 +25,14 @@ public sealed class FeedSession : IStreamSession<FeedEvent>
     private long _skipThrough = -1;
 
     /// <param name="cursor">Resume right after it; null to start from a snapshot of <paramref name="snapshotSize"/> entries.</param>
-    public FeedSession(string userId, Subscription<FeedEvent> subscription, FeedReplica replica, CursorCodec cursors, TimeProvider clock, FeedCursor? cursor, int snapshotSize)
+    public FeedSession(string userId, FeedReplica replica, CursorCodec cursors, TimeProvider clock, FeedCursor? cursor, int snapshotSize)
     {
-        _cursor = cursor;
-        _snapshotSize = snapshotSize;
         _userId = userId;
-        _subscription = subscription;
         _replica = replica;
         _cursors = cursors;
         _clock = clock;
+        _cursor = cursor;
+        _snapshotSize = snapshotSize;
     }
 
     /// <summary>What comes before the live updates: the replay after the cursor, or a snapshot.</summary>
