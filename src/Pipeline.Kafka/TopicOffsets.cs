@@ -7,13 +7,9 @@ namespace Pipeline.Kafka;
 public static class TopicOffsets
 {
     /// <summary>
-    /// The end offsets (high watermarks) of every partition of <paramref name="topics"/>, summed: how many records
-    /// were ever written to them, control records of transactions included.
+    /// The end offsets (high watermarks) of every partition of <paramref name="topics"/>, summed, in one batched
+    /// request per broker: how many records were ever written to them, control records of transactions included.
     /// </summary>
-    public static long EndOffsetSum<TKey, TValue>(IAdminClient admin, IConsumer<TKey, TValue> consumer, IReadOnlyCollection<string> topics, TimeSpan timeout) =>
-        Partitions(admin, topics, timeout).Sum(partition => consumer.QueryWatermarkOffsets(partition, timeout).High.Value);
-
-    /// <summary>The end offsets of every partition of <paramref name="topics"/>, summed, in one batched request per broker.</summary>
     public static long EndOffsetSum(IAdminClient admin, IReadOnlyCollection<string> topics, TimeSpan timeout) =>
         ListOffsets(admin, Partitions(admin, topics, timeout), OffsetSpec.Latest(), timeout).Values.Sum();
 

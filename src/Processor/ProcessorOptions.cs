@@ -85,7 +85,7 @@ public sealed class ProcessorOptions
     /// <summary>
     /// Liveness: when input keeps arriving on this instance's partitions but nothing is processed, a stream thread
     /// runs no task heartbeat, or the instance holds no tasks while input waits and no instance of the group
-    /// commits anything, for this long while RUNNING, the processor exits with code 1 for its supervisor to restart
+    /// writes anything, for this long while RUNNING, the processor exits with code 1 for its supervisor to restart
     /// it. At least three commit intervals; zero turns the watchdog off.
     /// </summary>
     public TimeSpan StallTimeout { get; set; } = TimeSpan.FromMinutes(2);

@@ -38,9 +38,8 @@ public sealed class FeedSession : IStreamSession<FeedEvent>
     /// <summary>What comes before the live updates: the replay after the cursor, or a snapshot.</summary>
     public async IAsyncEnumerable<FeedEvent> ReadPrefixAsync([EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        var (cursor, snapshotSize) = (_cursor, _snapshotSize);
         long skipThrough;
-        if (cursor is { Kind: CursorKind.Position } position)
+        if (_cursor is { Kind: CursorKind.Position } position)
         {
             var resume = await ResumeAsync(position, cancellationToken);
             if (resume.ResetReason is null)
@@ -57,7 +56,7 @@ public sealed class FeedSession : IStreamSession<FeedEvent>
             {
                 yield return new FeedEvent { Cursor = _cursors.Encode(FeedCursor.InSnapshot, _userId), Reset = new Reset { Reason = resume.ResetReason } };
                 skipThrough = -1;
-                await foreach (var feedEvent in SnapshotAsync(snapshotSize, cancellationToken))
+                await foreach (var feedEvent in SnapshotAsync(_snapshotSize, cancellationToken))
                 {
                     skipThrough = feedEvent.Offset;
                     yield return feedEvent.Event;
@@ -66,13 +65,13 @@ public sealed class FeedSession : IStreamSession<FeedEvent>
         }
         else
         {
-            if (cursor is { Kind: CursorKind.InSnapshot })
+            if (_cursor is { Kind: CursorKind.InSnapshot })
             {
                 yield return new FeedEvent { Cursor = _cursors.Encode(FeedCursor.InSnapshot, _userId), Reset = new Reset { Reason = "the stream ended during a snapshot; a fresh snapshot follows" } };
             }
 
             skipThrough = -1;
-            await foreach (var feedEvent in SnapshotAsync(snapshotSize, cancellationToken))
+            await foreach (var feedEvent in SnapshotAsync(_snapshotSize, cancellationToken))
             {
                 skipThrough = feedEvent.Offset;
                 yield return feedEvent.Event;

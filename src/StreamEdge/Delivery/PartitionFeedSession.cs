@@ -25,18 +25,17 @@ public sealed class PartitionFeedSession : IStreamSession<PartitionFeedEvent>
     /// <param name="resumeAfter">Offset of the newest update received, per partition; absent partitions start live from now.</param>
     public PartitionFeedSession(PartitionSubscription subscription, FeedReplica replica, PartitionReplay replay, CursorCodec cursors, TimeProvider clock, IReadOnlyDictionary<int, long> resumeAfter)
     {
-        _resumeAfter = resumeAfter;
         _subscription = subscription;
         _replica = replica;
         _replay = replay;
         _cursors = cursors;
         _clock = clock;
+        _resumeAfter = resumeAfter;
     }
 
     /// <summary>What comes before the live updates: a start marker per partition without a cursor, then the replay after the cursors.</summary>
     public async IAsyncEnumerable<PartitionFeedEvent> ReadPrefixAsync([EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        var resumeAfter = _resumeAfter;
         var range = _subscription.Range;
         var skipThrough = _skipThrough = new long[range.Last - range.First + 1];
         var replay = new Dictionary<int, (long After, long Through)>();
@@ -44,12 +43,12 @@ public sealed class PartitionFeedSession : IStreamSession<PartitionFeedEvent>
         for (var partition = range.First; partition <= range.Last; partition++)
         {
             var applied = (_replica.NextOffset(partition) ?? 0) - 1;
-            if (resumeAfter.TryGetValue(partition, out var after) && after < applied)
+            if (_resumeAfter.TryGetValue(partition, out var after) && after < applied)
             {
                 replay[partition] = (after, applied);
                 skipThrough[partition - range.First] = applied;
             }
-            else if (resumeAfter.ContainsKey(partition))
+            else if (_resumeAfter.ContainsKey(partition))
             {
                 skipThrough[partition - range.First] = Math.Max(after, applied);
             }
@@ -86,7 +85,6 @@ public sealed class PartitionFeedSession : IStreamSession<PartitionFeedEvent>
                 yield return FeedEvents.ToPartitionEvent(update, record.Partition, record.Offset, _cursors);
             }
         }
-
     }
 
     public PartitionFeedEvent? Live(Delivery<PartitionFeedEvent> delivery, int queued)
