@@ -127,7 +127,7 @@ public static class PipelineProcesses
                 answering ??= started.Elapsed;
                 if (response.IsSuccessStatusCode)
                 {
-                    Console.WriteLine($"  edge: answering HTTP {answering.Value.TotalSeconds:F2} s after its start, ready (replica caught up) after {started.Elapsed.TotalSeconds:F2} s");
+                    Console.WriteLine($"  edge: answering HTTP {answering.Value.TotalSeconds:F2} s after its start, ready (replica caught up) after {started.Elapsed.TotalSeconds:F2} s, {edge.CpuTime().TotalSeconds:F2} s of CPU");
                     return edge;
                 }
             }

@@ -21,7 +21,8 @@ public sealed record ThroughputResult(long Posts, int FanOut, double ProcessorUp
 
 public sealed record SubscriberScaleResult(int Subscribers, int PerConnection, double EdgeBaselineMiB, double EdgeMiB, double BytesPerSubscriber, double HarnessMiB);
 
-public sealed record ResumeStormResult(int Subscribers, double SecondsToOpen, double SecondsToReady, double SecondsToCaughtUp, double SecondsToFirstResumed, double SecondsToHalfResumed, double SecondsTo90PercentResumed, double SecondsToAllResumed, long Gaps, long Duplicates, long Deliveries, long Expected);
+public sealed record ResumeStormResult(int Subscribers, double SecondsToOpen, double SecondsToReady, double SecondsToCaughtUp, double SecondsToFirstResumed, double SecondsToHalfResumed, double SecondsTo90PercentResumed, double SecondsToAllResumed, long Gaps, long Duplicates, long Deliveries, long Expected,
+    double BrokerCores, double ProcessorCores, double EdgeCores, double HarnessCores);
 
 public sealed record FanOutResult(int Followers, double SecondsToAllUpdates, double LongestStreamThreadSeconds, double ProcessorMiBBefore, double ProcessorMiBAfter);
 
@@ -182,10 +183,15 @@ public static class Scenarios
         await edge.StopAsync(TimeSpan.FromSeconds(30));
         await WaitUntilAsync(() => Task.FromResult(fleet.Live == 0), cancellationToken);
         var spawned = Stopwatch.GetTimestamp();
+        var cpu = CpuSnapshot.Take(broker, processor);
         await using var newEdge = await PipelineProcesses.StartEdgeAsync(layout, cancellationToken);
         var ready = Stopwatch.GetElapsedTime(spawned).TotalSeconds;
         await WaitUntilAsync(() => Task.FromResult(fleet.Live == subscribers), cancellationToken, pollMs: 10);
         var resumed = Stopwatch.GetElapsedTime(spawned).TotalSeconds;
+
+        // Cores each process used from the spawn until the last resume; the new edge's is all it used in its life.
+        var cores = cpu.CoresSince();
+        var edgeCores = newEdge.CpuTime().TotalSeconds / resumed;
         var resumedAt = fleet.LiveSince().Select(t => Stopwatch.GetElapsedTime(spawned, t).TotalSeconds).ToArray();
 
         // The edge logs the moment its replica caught up; /healthz ("ready") can answer late under the resume flood.
@@ -199,7 +205,9 @@ public static class Scenarios
         }
 
         await edge.DisposeAsync();
-        return new ResumeStormResult(subscribers, opened, ready, caughtUp, resumedAt[0], resumedAt[resumedAt.Length / 2], resumedAt[resumedAt.Length * 9 / 10], resumed, fleet.Gaps, fleet.Duplicates, fleet.Deliveries, expected);
+        return new ResumeStormResult(
+            subscribers, opened, ready, caughtUp, resumedAt[0], resumedAt[resumedAt.Length / 2], resumedAt[resumedAt.Length * 9 / 10], resumed,
+            fleet.Gaps, fleet.Duplicates, fleet.Deliveries, expected, cores[0], cores[1], edgeCores, cores[2]);
     }
 
     /// <summary>One post by an author with <paramref name="followers"/> followers: time and memory of the fan-out.</summary>
