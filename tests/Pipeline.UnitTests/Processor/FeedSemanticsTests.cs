@@ -22,6 +22,28 @@ public sealed class FeedSemanticsTests
     }
 
     [Fact]
+    public void RecentPosts_KeepTheNewestBackfillSize_ThroughDeletes()
+    {
+        using var topology = new TopologyHarness(new ProcessorOptions { BackfillSize = 3 });
+        for (var i = 1; i <= 12; i++)
+        {
+            topology.Post("bob", $"p{i}");
+        }
+
+        Assert.Equal(["p10", "p11", "p12"], topology.RecentPosts("bob"));
+
+        // A delete leaves room: the next post trims nothing, the one after trims the oldest.
+        topology.Delete("bob", "p11");
+        topology.Post("bob", "p13");
+        Assert.Equal(["p10", "p12", "p13"], topology.RecentPosts("bob"));
+        topology.Post("bob", "p14");
+        Assert.Equal(["p12", "p13", "p14"], topology.RecentPosts("bob"));
+
+        topology.Follow("alice", "bob");
+        Assert.Equal(["p12", "p13", "p14"], topology.ReadUpdates().Select(u => u.Message.Value.Post.PostId));
+    }
+
+    [Fact]
     public void DuplicateFollow_DoesNotBackfillAgain()
     {
         using var topology = new TopologyHarness();

@@ -49,6 +49,19 @@ internal sealed class TopologyHarness : IDisposable
 
     public ProcessorMetrics Metrics { get; }
 
+    /// <summary>The post ids the author stage keeps for backfill, oldest first.</summary>
+    public List<string> RecentPosts(string author)
+    {
+        using var posts = _driver.GetKeyValueStore<string, Post>(StoreNames.RecentPosts).Range(AuthorKeys.Start(author), AuthorKeys.End(author));
+        var ids = new List<string>();
+        while (posts.MoveNext())
+        {
+            ids.Add(posts.Current!.Value.Value.PostId);
+        }
+
+        return ids;
+    }
+
     public void Follow(string follower, string followee) => SendFollow(follower, followee, FollowAction.Follow);
 
     public void Unfollow(string follower, string followee) => SendFollow(follower, followee, FollowAction.Unfollow);
