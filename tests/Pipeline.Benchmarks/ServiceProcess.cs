@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 
@@ -10,6 +11,13 @@ namespace Pipeline.Benchmarks;
 public sealed class ServiceProcess : IAsyncDisposable
 {
     private static readonly long TicksPerSecond = 100;
+
+    // Children not yet disposed. If the harness is stopped before it can dispose them (a second Ctrl-C, SIGTERM with
+    // 10,000 streams to close, an unhandled exception), they are killed as it exits instead of outliving it: a
+    // broker or an edge left behind would hold its ports and the machine's cores.
+    private static readonly ConcurrentDictionary<int, Process> Running = new();
+
+    static ServiceProcess() => AppDomain.CurrentDomain.ProcessExit += (_, _) => KillRunning();
 
     private readonly Process _process;
     private readonly List<string> _output = [];
@@ -58,6 +66,7 @@ public sealed class ServiceProcess : IAsyncDisposable
         }
 
         var process = Process.Start(start) ?? throw new InvalidOperationException($"could not start {name}");
+        Running[process.Id] = process;
         var service = new ServiceProcess(name, process);
         process.OutputDataReceived += (_, e) => service.Capture(e.Data);
         process.ErrorDataReceived += (_, e) => service.Capture(e.Data);
@@ -214,7 +223,23 @@ public sealed class ServiceProcess : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await StopAsync(TimeSpan.FromSeconds(10));
+        Running.TryRemove(_process.Id, out _);
         _process.Dispose();
+    }
+
+    private static void KillRunning()
+    {
+        foreach (var process in Running.Values)
+        {
+            try
+            {
+                process.Kill(entireProcessTree: true);
+            }
+            catch (InvalidOperationException)
+            {
+                // It has exited already.
+            }
+        }
     }
 
     private void Capture(string? line)
