@@ -126,8 +126,7 @@ public sealed class FeedGrpcService : FeedService.FeedServiceBase
                 {
                     if (session.Live(delivery, queue.Count) is { } feedEvent)
                     {
-                        responseStream.WriteOptions = queue.Count > 0 ? Buffered : null;
-                        await responseStream.WriteAsync(feedEvent, token);
+                        await WriteAsync(responseStream, feedEvent, queue.Count, token);
                         _metrics.Delivered(1);
                     }
                 }
@@ -167,11 +166,17 @@ public sealed class FeedGrpcService : FeedService.FeedServiceBase
                 return;
             }
 
-            // Flush only when nothing more is queued: a burst goes out in few HTTP/2 frames.
-            responseStream.WriteOptions = subscription.Queue.Count > 0 ? Buffered : null;
-            await responseStream.WriteAsync(feedEvent, subscription.Token);
+            await WriteAsync(responseStream, feedEvent, subscription.Queue.Count, subscription.Token);
             _metrics.Delivered(1);
         }
+    }
+
+    /// <summary>Flushes only when nothing more is queued: a burst goes out in few HTTP/2 frames.</summary>
+    private static Task WriteAsync<TEvent>(IServerStreamWriter<TEvent> responseStream, TEvent feedEvent, int queued, CancellationToken cancellationToken)
+        where TEvent : class
+    {
+        responseStream.WriteOptions = queued > 0 ? Buffered : null;
+        return responseStream.WriteAsync(feedEvent, cancellationToken);
     }
 
     /// <summary>UNAVAILABLE during shutdown (resume at once, elsewhere); RESOURCE_EXHAUSTED at a limit, which is counted.</summary>
