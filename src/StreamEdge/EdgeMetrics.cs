@@ -27,6 +27,7 @@ public sealed class EdgeMetrics : IDisposable
     private readonly Counter<long> _drops;
     private readonly Histogram<double> _updateAge;
     private readonly Counter<long> _tokenChecks;
+    private readonly Counter<long> _tokenValidations;
     private long _subscribers;
     private long _deliveries;
     private long _updatesConsumed;
@@ -43,6 +44,7 @@ public sealed class EdgeMetrics : IDisposable
         _meter.CreateObservableGauge("feed.edge.replica_lag", () => ReplicaLag, "{record}", "feed.updates records not yet applied to the replica (all partitions)");
         _drops = _meter.CreateCounter<long>("feed.edge.drops", "{event}", "Events not delivered, by reason");
         _tokenChecks = _meter.CreateCounter<long>("feed.edge.token_cache_lookups", "{call}", "Bearer tokens looked up in the validated-token cache, by result (hit: not validated again)");
+        _tokenValidations = _meter.CreateCounter<long>("feed.edge.token_validations", "{token}", "Bearer tokens validated in full (signature, issuer, audience, lifetime), by result (valid or refused)");
         _updateAge = _meter.CreateHistogram(
             "feed.edge.update_age",
             "s",
@@ -98,6 +100,8 @@ public sealed class EdgeMetrics : IDisposable
     public void Dropped(string reason) => _drops.Add(1, new KeyValuePair<string, object?>("reason", reason));
 
     public void TokenChecked(bool cached) => _tokenChecks.Add(1, new KeyValuePair<string, object?>("result", cached ? "hit" : "miss"));
+
+    public void TokenValidated(bool valid) => _tokenValidations.Add(1, new KeyValuePair<string, object?>("result", valid ? "valid" : "refused"));
 
     public void Dispose() => _meter.Dispose();
 }

@@ -13,6 +13,9 @@ public static class EdgeAuthExtensions
     /// <summary>Only what a grpc-web client must read: a trailers-only error carries its status in these headers.</summary>
     private static readonly string[] GrpcResponseHeaders = ["Grpc-Status", "Grpc-Message", "Grpc-Encoding", "Grpc-Accept-Encoding"];
 
+    /// <summary>The application property <c>UseAuthentication</c> sets and <c>WebApplication</c> checks before adding it.</summary>
+    private const string AuthenticationMiddlewareSetKey = "__AuthenticationMiddlewareSet";
+
     public static IServiceCollection AddEdgeAuth(this IServiceCollection services)
     {
         services.AddOptions<AuthOptions>().BindConfiguration(AuthOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
@@ -21,7 +24,6 @@ public static class EdgeAuthExtensions
         services.AddSingleton<ValidatedTokenCache>();
         services.ConfigureOptions<JwtBearerSetup>();
         services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme).AddJwtBearer();
-        services.AddAuthorization();
 
         services.AddCors();
         services.AddOptions<CorsOptions>().Configure<IOptions<BrowserCorsOptions>>((cors, browser) => cors.AddPolicy(BrowserCorsOptions.PolicyName, policy =>
@@ -40,18 +42,23 @@ public static class EdgeAuthExtensions
     }
 
     /// <summary>
-    /// Authentication, then authorization. <c>MapStreamEdge</c> puts CORS (a preflight carries no token) in front of
-    /// them and the not-ready gate after them.
+    /// The caller gate (<see cref="FeedCallerGate"/>), which authenticates the callers of the endpoints that need one.
+    /// <c>MapStreamEdge</c> puts CORS (a preflight carries no token) in front of it and the not-ready gate after it.
     /// </summary>
     public static WebApplication UseEdgeAuth(this WebApplication app)
     {
-        app.UseAuthentication();
-        app.UseAuthorization();
+        // WebApplication adds ASP.NET Core's authentication middleware in front of the whole pipeline by itself when
+        // the authentication services are registered (as the bearer handler needs), unless the app has added it. The
+        // gate takes its place, so the app records, under the key UseAuthentication sets, that authentication is
+        // handled here. Without this every request would be authenticated twice and every open stream would keep the
+        // middleware's state (the edge's tests count token validations per call, which would catch it).
+        ((IApplicationBuilder)app).Properties[AuthenticationMiddlewareSetKey] = true;
+        app.UseMiddleware<FeedCallerGate>();
         return app;
     }
 
     /// <summary>For the feed and ingest services: an authenticated caller, and grpc-web from allowed origins.</summary>
     public static TBuilder RequireFeedCaller<TBuilder>(this TBuilder endpoints)
         where TBuilder : IEndpointConventionBuilder =>
-        endpoints.RequireAuthorization().RequireCors(BrowserCorsOptions.PolicyName);
+        endpoints.WithMetadata(FeedCallerGate.Required).RequireCors(BrowserCorsOptions.PolicyName);
 }

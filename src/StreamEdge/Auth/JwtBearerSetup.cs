@@ -17,12 +17,14 @@ public sealed partial class JwtBearerSetup : IConfigureNamedOptions<JwtBearerOpt
     private readonly AuthOptions _auth;
     private readonly ILogger<JwtBearerSetup> _logger;
     private readonly ValidatedTokenCache _validated;
+    private readonly EdgeMetrics _metrics;
 
-    public JwtBearerSetup(IOptions<AuthOptions> auth, ILogger<JwtBearerSetup> logger, ValidatedTokenCache validated)
+    public JwtBearerSetup(IOptions<AuthOptions> auth, ILogger<JwtBearerSetup> logger, ValidatedTokenCache validated, EdgeMetrics metrics)
     {
         _auth = auth.Value;
         _logger = logger;
         _validated = validated;
+        _metrics = metrics;
     }
 
     public void Configure(JwtBearerOptions options) => Configure(Options.DefaultName, options);
@@ -72,25 +74,17 @@ public sealed partial class JwtBearerSetup : IConfigureNamedOptions<JwtBearerOpt
         {
             OnAuthenticationFailed = context =>
             {
+                _metrics.TokenValidated(valid: false);
                 LogTokenRejected(_logger, context.Request.Path.Value ?? "", Describe(context.Exception), context.Exception.GetType().Name);
                 return Task.CompletedTask;
             },
             OnChallenge = Challenge,
-            // A token validated before (and still valid) is not validated again: the cached caller is the one that
-            // validation produced (see OnTokenValidated).
-            OnMessageReceived = context =>
-            {
-                if (_validated.TryGet(context.Request.Headers.Authorization, out var caller))
-                {
-                    context.Principal = caller;
-                    context.Success();
-                }
-
-                return Task.CompletedTask;
-            },
             OnTokenValidated = context =>
             {
+                _metrics.TokenValidated(valid: true);
                 context.Principal = Compact(context.Principal!);
+
+                // The gate (FeedCallerGate) admits the token's next calls from the cache without validating it again.
                 _validated.Add(context.Request.Headers.Authorization, context.Principal, context.SecurityToken.ValidTo);
                 return Task.CompletedTask;
             },

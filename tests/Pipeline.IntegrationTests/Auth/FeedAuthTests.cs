@@ -153,7 +153,8 @@ public sealed class FeedAuthTests
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{_pipeline.WebPort}"), Timeout = Timeout };
         var user = User("cached");
         var token = new DevTokens().Mint(user);
-        var hitsBefore = await TokenCacheHitsAsync(http, timeout.Token);
+        var hitsBefore = await MetricAsync(http, TokenCacheHits, timeout.Token);
+        var validationsBefore = await MetricAsync(http, ValidTokens, timeout.Token);
         using var channel = GrpcChannel.ForAddress(_pipeline.GrpcAddress, BadTokens.ChannelOptions(token));
         var feed = new FeedService.FeedServiceClient(channel);
 
@@ -164,12 +165,16 @@ public sealed class FeedAuthTests
         }
 
         // The first call validated the token; the next two found it (the exporter may answer from its 300 ms cache).
-        var hits = await TokenCacheHitsAsync(http, timeout.Token);
+        var hits = await MetricAsync(http, TokenCacheHits, timeout.Token);
         while (hits < hitsBefore + 2)
         {
             await Task.Delay(100, timeout.Token);
-            hits = await TokenCacheHitsAsync(http, timeout.Token);
+            hits = await MetricAsync(http, TokenCacheHits, timeout.Token);
         }
+
+        // Validated once in all: nothing else in the pipeline (such as a stock authentication middleware in front of
+        // the caller gate) validates a call's token again.
+        Assert.Equal(validationsBefore + 1, await MetricAsync(http, ValidTokens, timeout.Token));
 
         // One character of the cached token's signature changed: a different token, validated, and refused.
         var signatureAt = token.LastIndexOf('.') + 1;
@@ -181,11 +186,15 @@ public sealed class FeedAuthTests
         Assert.Contains("signature", error.Status.Detail, StringComparison.Ordinal);
     }
 
-    private static async Task<double> TokenCacheHitsAsync(HttpClient http, CancellationToken cancellationToken)
+    private static readonly (string Name, string Result) TokenCacheHits = ("feed_edge_token_cache_lookups_total", "hit");
+
+    private static readonly (string Name, string Result) ValidTokens = ("feed_edge_token_validations_total", "valid");
+
+    private static async Task<double> MetricAsync(HttpClient http, (string Name, string Result) series, CancellationToken cancellationToken)
     {
         var text = await http.GetStringAsync(new Uri("/metrics", UriKind.Relative), cancellationToken);
-        var hits = text.Split('\n').FirstOrDefault(line => line.StartsWith("feed_edge_token_cache_lookups_total{", StringComparison.Ordinal) && line.Contains("result=\"hit\"", StringComparison.Ordinal));
-        return hits is null ? 0 : double.Parse(hits[(hits.LastIndexOf('}') + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries)[0], CultureInfo.InvariantCulture);
+        var line = text.Split('\n').FirstOrDefault(line => line.StartsWith(series.Name + "{", StringComparison.Ordinal) && line.Contains($"result=\"{series.Result}\"", StringComparison.Ordinal));
+        return line is null ? 0 : double.Parse(line[(line.LastIndexOf('}') + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries)[0], CultureInfo.InvariantCulture);
     }
 
     /// <summary>A user who follows an author with one post, so a feed read that got through would have data to send.</summary>
