@@ -19,7 +19,7 @@ public sealed record LatencyResult(
 
 public sealed record ThroughputResult(long Posts, int FanOut, double ProcessorUpdatesPerSecond, double RawLoopUpdatesPerSecond, double Ratio);
 
-public sealed record SubscriberScaleResult(int Subscribers, int PerConnection, double EdgeBaselineMiB, double EdgeMiB, double BytesPerSubscriber, double HarnessMiB);
+public sealed record SubscriberScaleResult(int Subscribers, int PerConnection, double EdgeBaselineMiB, double EdgeMiB, double BytesPerSubscriber, double HarnessMiB, double EdgePooledMiB, double EdgeGcCommittedMiB);
 
 public sealed record ResumeStormResult(int Subscribers, double SecondsToOpen, double SecondsToReady, double SecondsToCaughtUp, double SecondsToFirstResumed, double SecondsToHalfResumed, double SecondsTo90PercentResumed, double SecondsToAllResumed, long Gaps, long Duplicates, long Deliveries, long Expected,
     double BrokerCores, double ProcessorCores, double EdgeCores, double HarnessCores);
@@ -158,7 +158,14 @@ public static class Scenarios
         await Task.Delay(3000, cancellationToken);
         var loaded = edge.PrivateBytes();
         var harness = Process.GetCurrentProcess().PrivateMemorySize64;
-        return new SubscriberScaleResult(subscribers, perConnection, MiB(baseline), MiB(loaded), (loaded - baseline) / (double)subscribers, MiB(harness));
+
+        // What the private bytes are made of: the free blocks Kestrel's memory pool keeps from the subscribe burst,
+        // and what the GC has committed (as of its last collection).
+        using var http = new HttpClient();
+        var metrics = await http.GetStringAsync(new Uri($"http://127.0.0.1:{layout.WebPort}/metrics"), cancellationToken);
+        var pooled = PipelineProcesses.Value(metrics, "aspnetcore_memory_pool_pooled_bytes");
+        var committed = PipelineProcesses.Value(metrics, "dotnet_gc_last_collection_memory_committed_size_bytes");
+        return new SubscriberScaleResult(subscribers, perConnection, MiB(baseline), MiB(loaded), (loaded - baseline) / (double)subscribers, MiB(harness), MiB((long)pooled), MiB((long)committed));
     }
 
     /// <summary>Subscribers attached with cursors; the edge is stopped (SIGTERM) and started again while posts flow.</summary>
