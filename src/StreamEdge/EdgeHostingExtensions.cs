@@ -80,7 +80,7 @@ public static class EdgeHostingExtensions
     public static WebApplication MapStreamEdge(this WebApplication app)
     {
         app.UseGrpcWeb(new GrpcWebOptions { DefaultEnabled = true });
-        app.UseCors();
+        app.UseBrowserCors();
         app.UseEdgeAuth();
         app.UseMiddleware<NotReadyGate>();
         app.MapGrpcService<FeedGrpcService>().RequireFeedCaller();

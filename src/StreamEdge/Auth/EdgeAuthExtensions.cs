@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Authentication.JwtBearer;
 using Microsoft.AspNetCore.Cors.Infrastructure;
 using Microsoft.Extensions.Options;
+using Microsoft.Net.Http.Headers;
 
 namespace Pipeline.StreamEdge.Auth;
 
@@ -43,7 +44,8 @@ public static class EdgeAuthExtensions
 
     /// <summary>
     /// The caller gate (<see cref="FeedCallerGate"/>), which authenticates the callers of the endpoints that need one.
-    /// <c>MapStreamEdge</c> puts CORS (a preflight carries no token) in front of it and the not-ready gate after it.
+    /// <c>MapStreamEdge</c> puts the browser CORS policy (<see cref="UseBrowserCors"/>) in front of it and the not-ready
+    /// gate after it.
     /// </summary>
     public static WebApplication UseEdgeAuth(this WebApplication app)
     {
@@ -57,8 +59,27 @@ public static class EdgeAuthExtensions
         return app;
     }
 
-    /// <summary>For the feed and ingest services: an authenticated caller, and grpc-web from allowed origins.</summary>
+    /// <summary>
+    /// The browser policy (<see cref="BrowserCorsOptions"/>) for the endpoints behind the caller gate, on requests
+    /// that carry an <c>Origin</c> (browsers send it on every grpc-web call and preflight). It goes before the gate:
+    /// a preflight carries no token.
+    /// </summary>
+    /// <remarks>
+    /// Not as endpoint CORS metadata: with that, the CORS middleware marks every request to those endpoints in
+    /// <c>HttpContext.Items</c> (for the endpoint's own check that it ran), and an open native-gRPC stream, which has
+    /// no Origin, kept that dictionary for its whole life: about 220 bytes per subscriber. Other endpoints (health,
+    /// metrics, reflection) get no CORS answer, as before.
+    /// </remarks>
+    public static WebApplication UseBrowserCors(this WebApplication app)
+    {
+        app.UseWhen(
+            static context => context.Request.Headers.ContainsKey(HeaderNames.Origin) && FeedCallerGate.Guards(context.GetEndpoint()),
+            static browser => browser.UseCors(BrowserCorsOptions.PolicyName));
+        return app;
+    }
+
+    /// <summary>For the feed and ingest services: an authenticated caller (<see cref="UseEdgeAuth"/>), and grpc-web from allowed origins (<see cref="UseBrowserCors"/>).</summary>
     public static TBuilder RequireFeedCaller<TBuilder>(this TBuilder endpoints)
         where TBuilder : IEndpointConventionBuilder =>
-        endpoints.WithMetadata(FeedCallerGate.Required).RequireCors(BrowserCorsOptions.PolicyName);
+        endpoints.WithMetadata(FeedCallerGate.Required);
 }

@@ -23,9 +23,12 @@ public sealed class FeedCallerGate(RequestDelegate next, ValidatedTokenCache val
     /// <summary>The endpoint metadata that puts an endpoint behind this gate.</summary>
     public static readonly object Required = new FeedCallerRequired();
 
+    /// <summary>Whether <paramref name="endpoint"/> is behind this gate (the feed and ingest services).</summary>
+    public static bool Guards(Endpoint? endpoint) => endpoint?.Metadata.GetMetadata<FeedCallerRequired>() is not null;
+
     public Task InvokeAsync(HttpContext context)
     {
-        if (context.GetEndpoint()?.Metadata.GetMetadata<FeedCallerRequired>() is null)
+        if (!Guards(context.GetEndpoint()))
         {
             return next(context);
         }

@@ -94,6 +94,20 @@ public sealed class BrowserAccessTests
     }
 
     [Fact]
+    public async Task OtherEndpoints_GetNoCorsAnswer_EvenFromAnAllowedOrigin()
+    {
+        using var client = new HttpClient();
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"http://127.0.0.1:{_pipeline.WebPort}/metrics");
+        request.Headers.Add("Origin", PipelineFixture.BrowserOrigin);
+
+        using var response = await client.SendAsync(request).WaitAsync(Timeout);
+
+        // Served (a scrape carries no Origin in practice), but a page at an allowed origin may not read it.
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.DoesNotContain(response.Headers, h => h.Key.StartsWith("Access-Control-", StringComparison.OrdinalIgnoreCase));
+    }
+
+    [Fact]
     public async Task Healthz_StaysAnonymous()
     {
         using var client = new HttpClient();
