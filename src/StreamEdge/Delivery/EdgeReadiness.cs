@@ -11,13 +11,21 @@ public sealed class EdgeReadiness : IHealthCheck
 {
     private readonly TaskCompletionSource _caughtUp = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile int _partitionCount;
+    private volatile string? _waitingFor;
 
     public bool IsReady => _caughtUp.Task.IsCompleted;
 
     /// <summary>Partitions of feed.updates the replica consumes (0 until assigned).</summary>
     public int PartitionCount => _partitionCount;
 
-    public void MarkAssigned(int partitionCount) => _partitionCount = partitionCount;
+    /// <summary>The replica cannot start consuming yet, and why (Kafka unreachable, the topic missing); the health check says so.</summary>
+    public void MarkWaiting(string reason) => _waitingFor = reason;
+
+    public void MarkAssigned(int partitionCount)
+    {
+        _partitionCount = partitionCount;
+        _waitingFor = null;
+    }
 
     public void MarkCaughtUp() => _caughtUp.TrySetResult();
 
@@ -43,5 +51,5 @@ public sealed class EdgeReadiness : IHealthCheck
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
         Task.FromResult(IsReady
             ? HealthCheckResult.Healthy("feed replica caught up with feed.updates")
-            : HealthCheckResult.Unhealthy("rebuilding the feed replica from feed.updates"));
+            : HealthCheckResult.Unhealthy(_waitingFor is { } reason ? $"waiting to read feed.updates: {reason}" : "rebuilding the feed replica from feed.updates"));
 }

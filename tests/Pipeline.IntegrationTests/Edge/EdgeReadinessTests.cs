@@ -156,6 +156,40 @@ public sealed class EdgeReadinessTests : IAsyncDisposable
         await edge.StopAsync(CancellationToken.None);
     }
 
+    /// <summary>
+    /// An edge started before its brokers (or while they are unreachable) waits for them, unready and saying why in
+    /// its health check, and becomes ready once they answer: it does not stop.
+    /// </summary>
+    [Fact]
+    public async Task StartedBeforeKafka_WaitsUnready_ThenServesWhenTheBrokersAnswer()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+        var kafkaPort = PipelineFixture.FreePort();
+        await using var edge = StartEdge(PipelineFixture.FreePort(), PipelineFixture.FreePort(), bootstrapServers: $"127.0.0.1:{kafkaPort.ToString(CultureInfo.InvariantCulture)}");
+        await edge.StartAsync(timeout.Token);
+        var readiness = edge.Services.GetRequiredService<EdgeReadiness>();
+        var stopping = edge.Services.GetRequiredService<Microsoft.Extensions.Hosting.IHostApplicationLifetime>().ApplicationStopping;
+
+        // At least one metadata request has failed (nothing listens on the port yet) and the host is still up.
+        string? health = null;
+        while (health?.Contains("cannot read Kafka's metadata", StringComparison.Ordinal) != true)
+        {
+            await Task.Delay(100, timeout.Token);
+            health = (await readiness.CheckHealthAsync(null!, timeout.Token)).Description;
+        }
+
+        Assert.False(stopping.IsCancellationRequested);
+        Assert.False(readiness.IsReady);
+        Assert.Contains("Kafka:BootstrapServers", health, StringComparison.Ordinal);
+
+        // The brokers come up on that address, with the topic: the edge catches up and serves.
+        using var late = EmbeddedKafkaCluster.Start(new EmbeddedKafkaOptions { Port = kafkaPort, DefaultPartitions = 3 });
+        late.CreateTopic(FeedTopics.FeedUpdates, 3, 1);
+        Assert.True(await readiness.WaitUntilReadyAsync(TimeSpan.FromSeconds(60), timeout.Token), "the edge did not become ready after the brokers came up");
+        Assert.False(stopping.IsCancellationRequested);
+        await edge.StopAsync(timeout.Token);
+    }
+
     /// <summary>Alice's feed, read until the stream fails.</summary>
     private static async Task OpenAndReadAsync(FeedService.FeedServiceClient client, string? token, CancellationToken cancellationToken)
     {
@@ -222,12 +256,12 @@ public sealed class EdgeReadinessTests : IAsyncDisposable
         }
     }
 
-    private WebApplication StartEdge(int grpcPort, int webPort, TimeSpan? notReadyHoldTime = null)
+    private WebApplication StartEdge(int grpcPort, int webPort, TimeSpan? notReadyHoldTime = null, string? bootstrapServers = null)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
         {
-            ["Kafka:BootstrapServers"] = _cluster.BootstrapServers,
+            ["Kafka:BootstrapServers"] = bootstrapServers ?? _cluster.BootstrapServers,
             ["Edge:StateDir"] = _stateDir,
             ["Edge:CursorSigningKey"] = Convert.ToBase64String(new byte[32]),
             ["Auth:Issuer"] = DevTokens.Issuer,
