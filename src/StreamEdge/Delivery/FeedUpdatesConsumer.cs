@@ -145,22 +145,7 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
         {
             stoppingToken.ThrowIfCancellationRequested();
 
-            // All-topics metadata: asking for one topic by name can auto-create it on some brokers. Kafka not being
-            // reachable yet (an edge started before the brokers, a network blip) is waited out like a missing topic:
-            // the edge stays unready and says why, instead of stopping.
-            TopicMetadata? topic;
-            try
-            {
-                topic = admin.GetMetadata(TimeSpan.FromSeconds(10)).Topics.SingleOrDefault(t => t.Topic == FeedTopics.FeedUpdates);
-            }
-            catch (KafkaException ex) when (!ex.Error.IsFatal)
-            {
-                LogKafkaUnreachable(_logger, ex.Error.Reason);
-                _readiness.MarkWaiting($"cannot read Kafka's metadata ({ex.Error.Reason}); check Kafka:BootstrapServers and that the brokers are reachable");
-                stoppingToken.WaitHandle.WaitOne(TimeSpan.FromSeconds(2));
-                continue;
-            }
-
+            var topic = ReadFeedUpdatesMetadata(admin, out var unreachable);
             if (topic is not null && topic.Error.Code == ErrorCode.NoError && topic.Partitions.Count > 0)
             {
                 var assignment = topic.Partitions
@@ -184,9 +169,33 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
                 return assignment;
             }
 
-            LogWaitingForTopic(_logger, FeedTopics.FeedUpdates, topic?.Error.Reason ?? "not found");
-            _readiness.MarkWaiting($"topic {FeedTopics.FeedUpdates} does not exist yet ({topic?.Error.Reason ?? "not found"}); create it or start the processor, which provisions it");
+            // Kafka not reachable yet (an edge started before the brokers, a network blip) is waited out like a
+            // missing topic: the edge stays unready and says why, in its log and its health check, instead of stopping.
+            var waitingFor = unreachable is not null
+                ? $"cannot read Kafka's metadata ({unreachable}); check Kafka:BootstrapServers and that the brokers are reachable"
+                : $"topic {FeedTopics.FeedUpdates} does not exist yet ({topic?.Error.Reason ?? "not found"}); create it or start the processor, which provisions it";
+            LogWaiting(_logger, waitingFor);
+            _readiness.MarkWaiting(waitingFor);
             stoppingToken.WaitHandle.WaitOne(TimeSpan.FromSeconds(2));
+        }
+    }
+
+    /// <summary>
+    /// feed.updates as the cluster's metadata describes it (null when absent), or null with the reason in
+    /// <paramref name="unreachable"/> when no broker answered. All-topics metadata: asking for one topic by name can
+    /// auto-create it on some brokers.
+    /// </summary>
+    private static TopicMetadata? ReadFeedUpdatesMetadata(IAdminClient admin, out string? unreachable)
+    {
+        unreachable = null;
+        try
+        {
+            return admin.GetMetadata(TimeSpan.FromSeconds(10)).Topics.SingleOrDefault(t => t.Topic == FeedTopics.FeedUpdates);
+        }
+        catch (KafkaException ex) when (!ex.Error.IsFatal)
+        {
+            unreachable = ex.Error.Reason;
+            return null;
         }
     }
 
@@ -199,11 +208,8 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
     [LoggerMessage(Level = LogLevel.Information, Message = "Consuming {PartitionCount} partitions of {Topic} from the replica checkpoints")]
     private static partial void LogAssigned(ILogger logger, int partitionCount, string topic);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Cannot read Kafka's metadata ({Reason}); retrying every 2 s. Check Kafka:BootstrapServers and that the brokers are reachable")]
-    private static partial void LogKafkaUnreachable(ILogger logger, string reason);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Waiting for topic {Topic} to exist ({Reason}); create it or start the processor, which provisions it")]
-    private static partial void LogWaitingForTopic(ILogger logger, string topic, string reason);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Waiting to read feed.updates, retrying every 2 s: {Reason}")]
+    private static partial void LogWaiting(ILogger logger, string reason);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Skipped malformed feed update at partition {Partition} offset {Offset}: {Reason}")]
     private static partial void LogMalformed(ILogger logger, int partition, long offset, string reason);
