@@ -77,11 +77,24 @@ var edgeSettings = new Option<string[]>("--edge-setting")
     Recursive = true,
     AllowMultipleArgumentsPerToken = false,
 };
+var published = new Option<DirectoryInfo?>("--published")
+{
+    Description = "Run the services from published builds: DIR/StreamEdge/StreamEdge.dll, DIR/Processor/Processor.dll (dotnet publish -p:PublishReadyToRun=true, as in infra/README.md). A service not published there runs from the harness's build output.",
+    Recursive = true,
+};
+published.Validators.Add(result =>
+{
+    if (result.GetValue(published) is { } directory && !directory.Exists)
+    {
+        result.AddError($"--published: {directory.FullName} does not exist; publish the edge and the processor into it first (BENCHMARKS.md, \"Reproduce\").");
+    }
+});
 var root = new RootCommand("Feed pipeline load harness: broker, processor and edge as separate processes on loopback.")
 {
-    latency, sweep, throughput, scale, storm, fanout, peer, processorSettings, edgeSettings,
+    latency, sweep, throughput, scale, storm, fanout, peer, processorSettings, edgeSettings, published,
 };
 var parsed = root.Parse(args);
+ServiceProcess.PublishedDirectory = parsed.GetValue(published)?.FullName;
 foreach (var (settings, into) in new[] { (processorSettings, Scenarios.ProcessorSettings), (edgeSettings, Scenarios.EdgeSettings) })
 {
     foreach (var setting in parsed.GetValue(settings) ?? [])

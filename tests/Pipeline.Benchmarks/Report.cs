@@ -15,7 +15,7 @@ public sealed class Report(string outputDirectory)
     public void Write(string scenario, object result)
     {
         Directory.CreateDirectory(outputDirectory);
-        var line = JsonSerializer.Serialize(new { scenario, at = DateTime.UtcNow, result }, Json);
+        var line = JsonSerializer.Serialize(new { scenario, at = DateTime.UtcNow, published = ServiceProcess.PublishedDirectory, result }, Json);
         File.AppendAllText(Path.Combine(outputDirectory, "results.jsonl"), line + Environment.NewLine);
         Console.WriteLine(Describe(result));
     }

@@ -45,7 +45,33 @@ public sealed class ServiceProcess : IAsyncDisposable
     {
         var settings = new Dictionary<string, string>(environment);
         settings.TryAdd("DOTNET_gcServer", "0");
-        return StartProgram(name, "dotnet", $"\"{Path.Combine(AppContext.BaseDirectory, assembly)}\" {arguments}", workingDirectory, settings, control);
+        var path = AssemblyPath(assembly, PublishedDirectory);
+        if (PublishedDirectory is not null)
+        {
+            Console.WriteLine($"  {name}: {path}");
+        }
+
+        return StartProgram(name, "dotnet", $"\"{path}\" {arguments}", workingDirectory, settings, control);
+    }
+
+    /// <summary>
+    /// Published builds to run the services from (<c>--published</c>), as production deploys them (ReadyToRun,
+    /// infra/README.md); null runs the harness's own build output.
+    /// </summary>
+    public static string? PublishedDirectory { get; set; }
+
+    /// <summary>
+    /// <c>{published}/{assembly name}/{assembly}</c> when that service was published there, else the harness's own
+    /// build output: a run can publish only the services it measures (the embedded broker need not be).
+    /// </summary>
+    public static string AssemblyPath(string assembly, string? published)
+    {
+        if (published is not null && Path.Combine(published, Path.GetFileNameWithoutExtension(assembly), assembly) is var candidate && File.Exists(candidate))
+        {
+            return Path.GetFullPath(candidate);
+        }
+
+        return Path.Combine(AppContext.BaseDirectory, assembly);
     }
 
     /// <summary>Starts any program (e.g. <c>node</c> for the Socket.IO peer) the same way.</summary>
