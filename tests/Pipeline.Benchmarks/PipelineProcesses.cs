@@ -178,6 +178,12 @@ public static class PipelineProcesses
         return 0;
     }
 
+    /// <summary>The sum of every series of <paramref name="metric"/> (e.g. a heap size over its generations); 0 when absent.</summary>
+    public static double Sum(string text, string metric) =>
+        text.Split('\n')
+            .Where(line => line.StartsWith(metric, StringComparison.Ordinal) && line.Length > metric.Length && line[metric.Length] is ' ' or '{')
+            .Sum(line => SampleValue(line, metric.Length));
+
     /// <summary>"name{labels} value [timestamp]" → value; the name is <paramref name="nameLength"/> characters or more.</summary>
     private static double SampleValue(string line, int nameLength)
     {

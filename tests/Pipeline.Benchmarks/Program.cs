@@ -41,13 +41,14 @@ var throughput = new Command("throughput", "Processor vs a raw Confluent.Kafka c
 throughput.SetAction(async (parse, ct) =>
     new Report(parse.GetValue(output)!).Write("throughput", await Scenarios.ThroughputAsync(parse.GetValue(subscribers), parse.GetValue(fanOut), parse.GetValue(posts), parse.GetValue(partitions), ct)));
 
-var scale = new Command("subscribers", "Idle subscribers one edge holds, and private memory per subscriber.") { counts, perConnection, output };
+var opensPerSecond = new Option<double>("--opens-per-second") { Description = "How fast subscribers arrive (0: all at once, a burst).", DefaultValueFactory = _ => 0 };
+var scale = new Command("subscribers", "Idle subscribers one edge holds, and private memory per subscriber.") { counts, perConnection, opensPerSecond, output };
 scale.SetAction(async (parse, ct) =>
 {
     var report = new Report(parse.GetValue(output)!);
     foreach (var count in parse.GetValue(counts)!)
     {
-        report.Write("subscribers", await Scenarios.SubscriberScaleAsync(count, parse.GetValue(perConnection), ct));
+        report.Write("subscribers", await Scenarios.SubscriberScaleAsync(count, parse.GetValue(perConnection), ct, parse.GetValue(opensPerSecond)));
     }
 });
 

@@ -19,7 +19,7 @@ public sealed record LatencyResult(
 
 public sealed record ThroughputResult(long Posts, int FanOut, double ProcessorUpdatesPerSecond, double RawLoopUpdatesPerSecond, double Ratio);
 
-public sealed record SubscriberScaleResult(int Subscribers, int PerConnection, double EdgeBaselineMiB, double EdgeMiB, double BytesPerSubscriber, double HarnessMiB, double EdgePooledMiB, double EdgeGcCommittedMiB);
+public sealed record SubscriberScaleResult(int Subscribers, int PerConnection, double OpensPerSecond, double EdgeBaselineMiB, double EdgeMiB, double BytesPerSubscriber, double HarnessMiB, double EdgePooledMiB, double EdgeGcCommittedMiB, double EdgeGcHeapMiB, double EdgeGcFragmentationMiB);
 
 public sealed record ResumeStormResult(int Subscribers, double SecondsToOpen, double SecondsToReady, double SecondsToCaughtUp, double SecondsToFirstResumed, double SecondsToHalfResumed, double SecondsTo90PercentResumed, double SecondsToAllResumed, long Gaps, long Duplicates, long Deliveries, long Expected,
     double BrokerCores, double ProcessorCores, double EdgeCores, double HarnessCores);
@@ -146,7 +146,8 @@ public static class Scenarios
         return new ThroughputResult(posts, fanOut, processorRate, rawRate, processorRate / rawRate);
     }
 
-    public static async Task<SubscriberScaleResult> SubscriberScaleAsync(int subscribers, int perConnection, CancellationToken cancellationToken)
+    /// <param name="opensPerSecond">How fast the subscribers arrive; 0 opens them all at once.</param>
+    public static async Task<SubscriberScaleResult> SubscriberScaleAsync(int subscribers, int perConnection, CancellationToken cancellationToken, double opensPerSecond = 0)
     {
         var layout = PipelineLayout.Create(6);
         await using var broker = await PipelineProcesses.StartBrokerAsync(layout, cancellationToken);
@@ -154,7 +155,7 @@ public static class Scenarios
         await Task.Delay(2000, cancellationToken);
         var baseline = edge.PrivateBytes();
         await using var fleet = new SubscriberFleet();
-        await fleet.OpenAsync($"http://127.0.0.1:{layout.GrpcPort}", [.. Enumerable.Range(0, subscribers).Select(FeedWorkload.User)], perConnection, cancellationToken);
+        await fleet.OpenAsync($"http://127.0.0.1:{layout.GrpcPort}", [.. Enumerable.Range(0, subscribers).Select(FeedWorkload.User)], perConnection, cancellationToken, opensPerSecond);
         await Task.Delay(3000, cancellationToken);
         var loaded = edge.PrivateBytes();
         var harness = Process.GetCurrentProcess().PrivateMemorySize64;
@@ -165,7 +166,9 @@ public static class Scenarios
         var metrics = await http.GetStringAsync(new Uri($"http://127.0.0.1:{layout.WebPort}/metrics"), cancellationToken);
         var pooled = PipelineProcesses.Value(metrics, "aspnetcore_memory_pool_pooled_bytes");
         var committed = PipelineProcesses.Value(metrics, "dotnet_gc_last_collection_memory_committed_size_bytes");
-        return new SubscriberScaleResult(subscribers, perConnection, MiB(baseline), MiB(loaded), (loaded - baseline) / (double)subscribers, MiB(harness), MiB((long)pooled), MiB((long)committed));
+        var heap = PipelineProcesses.Sum(metrics, "dotnet_gc_last_collection_heap_size_bytes");
+        var fragmentation = PipelineProcesses.Sum(metrics, "dotnet_gc_last_collection_heap_fragmentation_size_bytes");
+        return new SubscriberScaleResult(subscribers, perConnection, opensPerSecond, MiB(baseline), MiB(loaded), (loaded - baseline) / (double)subscribers, MiB(harness), MiB((long)pooled), MiB((long)committed), MiB((long)heap), MiB((long)fragmentation));
     }
 
     /// <summary>Subscribers attached with cursors; the edge is stopped (SIGTERM) and started again while posts flow.</summary>

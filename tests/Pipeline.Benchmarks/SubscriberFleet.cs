@@ -46,10 +46,17 @@ public sealed class SubscriberFleet : IAsyncDisposable
     public string? LastError { get; private set; }
 
     /// <summary>Opens one subscription per user, <paramref name="perConnection"/> streams per HTTP/2 connection, and waits until all are live.</summary>
-    public async Task OpenAsync(string address, IReadOnlyList<string> users, int perConnection, CancellationToken cancellationToken)
+    /// <param name="opensPerSecond">How fast subscribers arrive; 0 opens them all at once (a burst, as after a restart).</param>
+    public async Task OpenAsync(string address, IReadOnlyList<string> users, int perConnection, CancellationToken cancellationToken, double opensPerSecond = 0)
     {
+        var opening = System.Diagnostics.Stopwatch.StartNew();
         for (var i = 0; i < users.Count; i++)
         {
+            if (opensPerSecond > 0 && TimeSpan.FromSeconds(i / opensPerSecond) - opening.Elapsed is { TotalMilliseconds: >= 10 } ahead)
+            {
+                await Task.Delay(ahead, cancellationToken);
+            }
+
             if (i % perConnection == 0)
             {
                 _channels.Add(GrpcChannel.ForAddress(address, new GrpcChannelOptions

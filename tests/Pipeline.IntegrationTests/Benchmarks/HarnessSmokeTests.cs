@@ -23,4 +23,20 @@ public sealed class HarnessSmokeTests
         Assert.True(result.P99Ms > 0 && result.ProcessorCores > 0, "the harness measured latency and CPU");
         Assert.False(double.IsNaN(result.EdgeApplyP50Ms), "the harness read the edge's update-age histogram for the run");
     }
+
+    [Fact]
+    public async Task SubscribersScenario_PacedArrivals_ReadsWhatTheEdgeMemoryIsMadeOf()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(4));
+
+        var result = await Scenarios.SubscriberScaleAsync(subscribers: 40, perConnection: 20, timeout.Token, opensPerSecond: 100);
+
+        Assert.Equal(40, result.Subscribers);
+        Assert.Equal(100, result.OpensPerSecond);
+        Assert.True(result.EdgeMiB > 0 && result.EdgeBaselineMiB > 0, "the harness read the edge's private bytes");
+
+        // Read from labelled series (one per GC generation): a parsing slip would read 0.
+        Assert.True(result.EdgeGcHeapMiB > 0, "the harness summed the edge's GC heap over its generations");
+        Assert.True(result.EdgeGcCommittedMiB >= result.EdgeGcHeapMiB - result.EdgeGcFragmentationMiB, "committed memory holds at least the live heap");
+    }
 }
