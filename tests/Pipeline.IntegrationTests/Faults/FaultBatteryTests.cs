@@ -48,10 +48,56 @@ public sealed class FaultBatteryTests(ITestOutputHelper output)
 
     private async Task<ScenarioResult> RunAsync(string scenario)
     {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(8));
-        var result = await FaultScenarios.All[scenario](Brief, timeout.Token);
-        output.WriteLine(ResultTable.Markdown([result]));
-        return result;
+        // The battery keeps each process's output and the updates it read (FAULT_BATTERY_DUMP). A failure that CI
+        // sees once in many runs leaves nothing else behind, so a failing scenario prints what its processes logged.
+        var dump = Directory.CreateTempSubdirectory($"fault-battery-{scenario}-");
+        Environment.SetEnvironmentVariable("FAULT_BATTERY_DUMP", dump.FullName);
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(8));
+            var result = await FaultScenarios.All[scenario](Brief, timeout.Token);
+            output.WriteLine(ResultTable.Markdown([result]));
+            if (!result.Passed || !result.Feeds.Exact)
+            {
+                WriteDiagnosis(dump);
+            }
+            else
+            {
+                dump.Delete(recursive: true);
+            }
+
+            return result;
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("FAULT_BATTERY_DUMP", null);
+        }
+    }
+
+    /// <summary>Each process's warnings and errors (a console-log level line and the message under it), then its last lines.</summary>
+    private void WriteDiagnosis(DirectoryInfo dump)
+    {
+        output.WriteLine($"Kept in {dump.FullName}: every process's output and the updates the battery read.");
+        foreach (var log in dump.EnumerateFiles("*.log").OrderBy(f => f.Name))
+        {
+            var lines = File.ReadAllLines(log.FullName);
+            var flagged = lines
+                .Select((line, i) => (line, i))
+                .Where(l => l.line.StartsWith("warn:", StringComparison.Ordinal) || l.line.StartsWith("fail:", StringComparison.Ordinal) || l.line.StartsWith("crit:", StringComparison.Ordinal))
+                .SelectMany(l => lines.Skip(l.i).Take(2))
+                .Take(80);
+            output.WriteLine($"==== {log.Name}: warnings and errors");
+            foreach (var line in flagged)
+            {
+                output.WriteLine(line);
+            }
+
+            output.WriteLine($"==== {log.Name}: last lines");
+            foreach (var line in lines.TakeLast(25))
+            {
+                output.WriteLine(line);
+            }
+        }
     }
 }
 
