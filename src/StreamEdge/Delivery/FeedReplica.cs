@@ -44,6 +44,12 @@ public sealed class FeedReplica : IDisposable
     private readonly WriteBatch _batch = new();
     private readonly FeedEntry _entry = new();
     private readonly HashSet<int> _startRecorded = [];
+
+    // The batch being staged: its users (one update each), each partition's next offset, the partitions whose
+    // first offset it records.
+    private readonly HashSet<string> _stagedUsers = new(StringComparer.Ordinal);
+    private readonly Dictionary<int, long> _stagedCheckpoints = [];
+    private readonly HashSet<int> _startStaged = [];
     private readonly Dictionary<int, byte[]> _offsetKeys = [];
     private readonly Dictionary<int, byte[]> _startKeys = [];
     private byte[] _heldKey = new byte[256];
@@ -83,23 +89,45 @@ public sealed class FeedReplica : IDisposable
     }
 
     /// <summary>
-    /// Applies one feed.updates record and advances the partition's checkpoint, atomically. Called by the dispatch
-    /// thread only (it reuses the replica's scratch space).
+    /// Applies one feed.updates record and advances the partition's checkpoint, atomically: <see cref="Stage"/> and
+    /// <see cref="Commit"/> of a batch of one.
     /// </summary>
     public void Apply(int partition, long offset, FeedUpdate update, FeedEvent loggedEvent)
     {
+        Stage(partition, offset, update, loggedEvent);
+        Commit();
+    }
+
+    /// <summary>Whether <paramref name="user"/> has an update in the batch not yet committed.</summary>
+    public bool IsStaged(string user) => _stagedUsers.Contains(user);
+
+    /// <summary>How many updates the batch not yet committed holds.</summary>
+    public int StagedCount => _stagedUsers.Count;
+
+    /// <summary>
+    /// Adds one feed.updates record to the batch that <see cref="Commit"/> writes, with the partitions'
+    /// checkpoints, in one atomic write. A batch holds at most one update per user: staging reads the user's state
+    /// from the store, so a second update of a staged user must wait for the commit (<see cref="IsStaged"/>).
+    /// Called by the dispatch thread only (it reuses the replica's scratch space).
+    /// </summary>
+    public void Stage(int partition, long offset, FeedUpdate update, FeedEvent loggedEvent)
+    {
+        if (!_stagedUsers.Add(update.RecipientId))
+        {
+            throw new InvalidOperationException($"an update of {update.RecipientId} is already staged; commit the batch first");
+        }
+
         Enter();
         try
         {
             var user = update.RecipientId;
             var meta = ReadMetaRaw(user, null) ?? new UserMeta(partition, 0, 0, -1, 0);
             var batch = _batch;
-            batch.Clear();
             Span<byte> number = stackalloc byte[UserMeta.Size];
-            var recordStart = !_startRecorded.Contains(partition) && ReadLong(StartKey(partition), null) is null;
-            if (recordStart)
+            if (!_startRecorded.Contains(partition) && !_startStaged.Contains(partition) && ReadLong(StartKey(partition), null) is null)
             {
                 batch.Put(StartKey(partition), Long(offset, number), null);
+                _startStaged.Add(partition);
             }
 
             var post = update.Post ?? new Post();
@@ -138,15 +166,43 @@ public sealed class FeedReplica : IDisposable
 
             meta.WriteTo(number);
             batch.Put(Compose(ref _key, "m/", user), number, null);
-            batch.Put(OffsetKey(partition), Long(offset + 1, number), null);
-            _db.Write(batch, _write);
-            if (recordStart)
-            {
-                _startRecorded.Add(partition);
-            }
+            _stagedCheckpoints[partition] = offset + 1;
         }
         finally
         {
+            _handle.ExitReadLock();
+        }
+    }
+
+    /// <summary>
+    /// Writes the staged updates and each partition's checkpoint (one put per partition, not per update) in one
+    /// atomic write; the batch is empty afterwards, written or not.
+    /// </summary>
+    public void Commit()
+    {
+        if (_stagedUsers.Count == 0)
+        {
+            return;
+        }
+
+        Enter();
+        try
+        {
+            Span<byte> number = stackalloc byte[8];
+            foreach (var (partition, next) in _stagedCheckpoints)
+            {
+                _batch.Put(OffsetKey(partition), Long(next, number), null);
+            }
+
+            _db.Write(_batch, _write);
+            _startRecorded.UnionWith(_startStaged);
+        }
+        finally
+        {
+            _batch.Clear();
+            _stagedUsers.Clear();
+            _stagedCheckpoints.Clear();
+            _startStaged.Clear();
             _handle.ExitReadLock();
         }
     }

@@ -12,6 +12,9 @@ namespace Pipeline.StreamEdge.Delivery;
 /// </summary>
 public sealed partial class FeedUpdatesConsumer : BackgroundService
 {
+    /// <summary>The most records applied in one replica write.</summary>
+    private const int MaxBatch = 128;
+
     private readonly ClientConfig _clientConfig;
     private readonly EdgeOptions _options;
     private readonly SubscriberRegistry _registry;
@@ -72,28 +75,31 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
             _readiness.MarkAssigned(assignment.Count);
             var catchingUp = assignment.Select(a => a.Partition.Value).ToHashSet();
 
+            // What librdkafka has already fetched is applied in one replica write: waits for the next record, then
+            // takes whatever else is ready without waiting, up to MaxBatch.
+            var batch = new List<Staged>(MaxBatch);
             while (!stoppingToken.IsCancellationRequested)
             {
-                var result = consumer.Consume(stoppingToken);
-                if (result is null)
+                for (var result = consumer.Consume(stoppingToken); result is not null; result = batch.Count < MaxBatch ? consumer.Consume(TimeSpan.Zero) : null)
                 {
-                    continue;
-                }
-
-                if (result.IsPartitionEOF)
-                {
-                    if (catchingUp.Remove(result.Partition.Value) && catchingUp.Count == 0)
+                    if (result.IsPartitionEOF)
                     {
-                        LogCaughtUp(_logger, assignment.Count);
-                        _readiness.MarkCaughtUp();
+                        // Caught up means applied: what came before the end of the partition is written first.
+                        CommitAndDispatch(consumer, batch);
+                        if (catchingUp.Remove(result.Partition.Value) && catchingUp.Count == 0)
+                        {
+                            LogCaughtUp(_logger, assignment.Count);
+                            _readiness.MarkCaughtUp();
+                        }
+
+                        continue;
                     }
 
-                    continue;
+                    _metrics.Consumed();
+                    Stage(consumer, batch, result);
                 }
 
-                _metrics.Consumed();
-                ApplyAndDispatch(result);
-                _metrics.Lag(result.Partition.Value, consumer.GetWatermarkOffsets(result.TopicPartition).High.Value - result.Offset.Value - 1);
+                CommitAndDispatch(consumer, batch);
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -106,10 +112,10 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
     }
 
     /// <summary>
-    /// Applies the update to the replica first, then hands it to live subscribers: a subscriber that registers in
-    /// between finds it in both places and skips the copy by offset, so nothing is lost or doubled.
+    /// Stages one record's update in the replica's batch. A second update of a user already in the batch commits the
+    /// batch first (staging reads the user's state from the store), so each user's updates still apply in order.
     /// </summary>
-    private void ApplyAndDispatch(ConsumeResult<string, byte[]> result)
+    private void Stage(IConsumer<string, byte[]> consumer, List<Staged> batch, ConsumeResult<string, byte[]> result)
     {
         var (partition, offset) = (result.Partition.Value, result.Offset.Value);
         if (!FeedEvents.TryParse(result.Message.Value, out var update, out var reason))
@@ -119,20 +125,46 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
             return;
         }
 
-        var feedEvent = FeedEvents.ToFeedEvent(update);
-        _replica.Apply(partition, offset, update, feedEvent);
-        _metrics.Applied(result.Message.Timestamp);
-        if (_registry.HasSubscribers(update.RecipientId))
+        if (_replica.IsStaged(update.RecipientId))
         {
-            feedEvent.Cursor = _cursors.Encode(FeedCursor.At(partition, offset), update.RecipientId);
-            _registry.Dispatch(update.RecipientId, new Delivery<FeedEvent>(feedEvent, offset));
+            CommitAndDispatch(consumer, batch);
         }
 
-        if (_registry.HasSubscribers(partition))
-        {
-            _registry.Dispatch(partition, new Delivery<PartitionFeedEvent>(FeedEvents.ToPartitionEvent(update, partition, offset, _cursors), offset));
-        }
+        var feedEvent = FeedEvents.ToFeedEvent(update);
+        _replica.Stage(partition, offset, update, feedEvent);
+        batch.Add(new Staged(result, update, feedEvent));
     }
+
+    /// <summary>
+    /// Writes the staged updates to the replica first, then hands them to live subscribers in consumed order: a
+    /// subscriber that registers in between finds an update in both places and skips the copy by offset, so
+    /// nothing is lost or doubled.
+    /// </summary>
+    private void CommitAndDispatch(IConsumer<string, byte[]> consumer, List<Staged> batch)
+    {
+        _replica.Commit();
+        foreach (var (result, update, feedEvent) in batch)
+        {
+            var (partition, offset) = (result.Partition.Value, result.Offset.Value);
+            _metrics.Applied(result.Message.Timestamp);
+            if (_registry.HasSubscribers(update.RecipientId))
+            {
+                feedEvent.Cursor = _cursors.Encode(FeedCursor.At(partition, offset), update.RecipientId);
+                _registry.Dispatch(update.RecipientId, new Delivery<FeedEvent>(feedEvent, offset));
+            }
+
+            if (_registry.HasSubscribers(partition))
+            {
+                _registry.Dispatch(partition, new Delivery<PartitionFeedEvent>(FeedEvents.ToPartitionEvent(update, partition, offset, _cursors), offset));
+            }
+
+            _metrics.Lag(partition, consumer.GetWatermarkOffsets(result.TopicPartition).High.Value - offset - 1);
+        }
+
+        batch.Clear();
+    }
+
+    private readonly record struct Staged(ConsumeResult<string, byte[]> Result, FeedUpdate Update, FeedEvent Event);
 
     /// <summary>
     /// Assigns every partition at the replica's checkpoint, or at the beginning for a partition it never saw

@@ -44,6 +44,56 @@ public sealed class FeedReplicaTests : IDisposable
     }
 
     [Fact]
+    public void StagedUpdates_AreInvisibleUntilCommitted_ThenWrittenWithTheirCheckpoints()
+    {
+        Apply(0, 3, Added("ann", "a0"));
+        _replica.Stage(0, 4, Added("bob", "b1"), ToEvent(Added("bob", "b1")));
+        _replica.Stage(1, 9, Added("cid", "c1"), ToEvent(Added("cid", "c1")));
+        _replica.Stage(0, 5, Added("ann", "a1"), ToEvent(Added("ann", "a1")));
+
+        Assert.Equal(3, _replica.StagedCount);
+        Assert.True(_replica.IsStaged("bob"));
+        Assert.Equal(4, _replica.NextOffset(0));
+        Assert.Null(_replica.NextOffset(1));
+        Assert.Empty(_replica.ReadSnapshot("bob", 10).Entries);
+
+        _replica.Commit();
+
+        Assert.Equal(0, _replica.StagedCount);
+        Assert.False(_replica.IsStaged("bob"));
+        Assert.Equal(6, _replica.NextOffset(0));
+        Assert.Equal(10, _replica.NextOffset(1));
+        Assert.Equal(["a0", "a1"], _replica.ReadSnapshot("ann", 10).Entries.Select(e => e.Post.PostId));
+        Assert.Equal(FeedCursor.At(0, 5), _replica.ReadSnapshot("bob", 10).Position);
+        Assert.Equal(["c1"], _replica.ReadSnapshot("cid", 10).Entries.Select(e => e.Post.PostId));
+    }
+
+    [Fact]
+    public void StagingAUserTwice_IsRefused_UntilTheBatchIsCommitted()
+    {
+        _replica.Stage(0, 0, Added("ann", "a0"), ToEvent(Added("ann", "a0")));
+
+        Assert.Throws<InvalidOperationException>(() => _replica.Stage(0, 1, Added("ann", "a1"), ToEvent(Added("ann", "a1"))));
+
+        _replica.Commit();
+        _replica.Stage(0, 1, Added("ann", "a1"), ToEvent(Added("ann", "a1")));
+        _replica.Commit();
+        Assert.Equal(["a0", "a1"], _replica.ReadSnapshot("ann", 10).Entries.Select(e => e.Post.PostId));
+    }
+
+    [Fact]
+    public void ABatch_RecordsThePartitionsFirstOffset_NotItsLast()
+    {
+        // The replica starts at offset 5 of partition 0; a cursor right before it (at 4) still resumes.
+        _replica.Stage(0, 5, Added("ann", "a5"), ToEvent(Added("ann", "a5")));
+        _replica.Stage(0, 6, Added("bob", "b6"), ToEvent(Added("bob", "b6")));
+        _replica.Commit();
+
+        Assert.Null(_replica.ReadAfter("ann", FeedCursor.At(0, 4)).ResetReason);
+        Assert.NotNull(_replica.ReadAfter("ann", FeedCursor.At(0, 3)).ResetReason);
+    }
+
+    [Fact]
     public void UnknownUser_GetsAnEmptySnapshotBeforeEverything()
     {
         Apply(0, 0, Added("ann", "p0"));
