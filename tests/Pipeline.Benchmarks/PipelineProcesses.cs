@@ -165,24 +165,16 @@ public static class PipelineProcesses
         Value(await http.GetStringAsync(new Uri(url), cancellationToken), metric);
 
     /// <summary>The first sample of <paramref name="metric"/> in a Prometheus text exposition (0 when absent).</summary>
-    public static double Value(string text, string metric)
-    {
-        foreach (var line in text.Split('\n'))
-        {
-            if (line.StartsWith(metric, StringComparison.Ordinal) && line.Length > metric.Length && line[metric.Length] is ' ' or '{')
-            {
-                return SampleValue(line, metric.Length);
-            }
-        }
-
-        return 0;
-    }
+    public static double Value(string text, string metric) => Samples(text, metric).FirstOrDefault();
 
     /// <summary>The sum of every series of <paramref name="metric"/> (e.g. a heap size over its generations); 0 when absent.</summary>
-    public static double Sum(string text, string metric) =>
+    public static double Sum(string text, string metric) => Samples(text, metric).Sum();
+
+    /// <summary>Every sample of <paramref name="metric"/> (its series, with or without labels), in exposition order.</summary>
+    private static IEnumerable<double> Samples(string text, string metric) =>
         text.Split('\n')
             .Where(line => line.StartsWith(metric, StringComparison.Ordinal) && line.Length > metric.Length && line[metric.Length] is ' ' or '{')
-            .Sum(line => SampleValue(line, metric.Length));
+            .Select(line => SampleValue(line, metric.Length));
 
     /// <summary>"name{labels} value [timestamp]" → value; the name is <paramref name="nameLength"/> characters or more.</summary>
     private static double SampleValue(string line, int nameLength)
