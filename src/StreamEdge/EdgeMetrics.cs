@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Diagnostics.Metrics;
 
 namespace Pipeline.StreamEdge;
@@ -28,7 +29,11 @@ public sealed class EdgeMetrics : IDisposable
 
     private readonly Meter _meter;
     private readonly Counter<long> _drops;
+    /// <summary>Seconds, from a millisecond (an idle edge) to a backlog.</summary>
+    private static readonly double[] WriteDelayBuckets = [0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
     private readonly Histogram<double> _updateAge;
+    private readonly Histogram<double> _writeDelay;
     private readonly Counter<long> _tokenChecks;
     private readonly Counter<long> _tokenValidations;
     private long _subscribers;
@@ -54,6 +59,12 @@ public sealed class EdgeMetrics : IDisposable
             "Time from the record that caused a feed update (a post or follow; the processor keeps its Kafka timestamp) to the update's apply at the edge: the pipeline's freshness, before delivery",
             tags: null,
             new InstrumentAdvice<double> { HistogramBucketBoundaries = UpdateAgeBuckets });
+        _writeDelay = _meter.CreateHistogram(
+            "feed.edge.write_delay",
+            "s",
+            "Time from a live update's dispatch (after its replica write) to its write on a subscriber's stream: the subscriber's queue, the thread pool and HTTP/2 flow control; with feed.edge.update_age it splits post -> subscriber into before and after the edge's apply",
+            tags: null,
+            new InstrumentAdvice<double> { HistogramBucketBoundaries = WriteDelayBuckets });
     }
 
     public long Subscribers => Volatile.Read(ref _subscribers);
@@ -97,6 +108,15 @@ public sealed class EdgeMetrics : IDisposable
         if (timestamp.Type != Confluent.Kafka.TimestampType.NotAvailable)
         {
             _updateAge.Record(Math.Max(0, (DateTime.UtcNow - timestamp.UtcDateTime).TotalSeconds));
+        }
+    }
+
+    /// <summary>Records a live update written to a stream, from its dispatch (a Stopwatch timestamp; 0: not timed).</summary>
+    public void Written(long dispatched)
+    {
+        if (dispatched != 0)
+        {
+            _writeDelay.Record(Stopwatch.GetElapsedTime(dispatched).TotalSeconds);
         }
     }
 

@@ -73,6 +73,7 @@ public static class PeerScenario
             var counts = await ProcessorCounts.ReadAsync(http, processorMetrics, cancellationToken);
             var edgeMetrics = $"http://127.0.0.1:{layout.WebPort}/metrics";
             var ageBefore = await PipelineProcesses.ScrapeBucketsAsync(http, edgeMetrics, Scenarios.UpdateAge, cancellationToken);
+            var writesBefore = await PipelineProcesses.ScrapeBucketsAsync(http, edgeMetrics, Scenarios.WriteDelay, cancellationToken);
             var started = DateTime.UtcNow;
             await post();
             var expected = postsSent() * fanOut;
@@ -87,6 +88,7 @@ public static class PeerScenario
             var (processorIn, processorOut) = await counts.RatesSinceAsync(window);
             edgeMiB = edge.PrivateBytes() / 1024.0 / 1024.0;
             var age = BucketHistogram.Delta(ageBefore, await PipelineProcesses.ScrapeBucketsAsync(http, edgeMetrics, Scenarios.UpdateAge, cancellationToken));
+            var writes = BucketHistogram.Delta(writesBefore, await PipelineProcesses.ScrapeBucketsAsync(http, edgeMetrics, Scenarios.WriteDelay, cancellationToken));
             var h = fleet.Latency;
             ours = new LatencyResult(
                 subscribers, fanOut, postsPerSecond, duration.TotalSeconds, perConnection,
@@ -95,7 +97,8 @@ public static class PeerScenario
                 window > 0 ? fleet.Deliveries / window : 0, processorIn, processorOut,
                 cores[0], cores[1], cores[2], cores[3],
                 [.. new[] { 10.0, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.99, 100 }.Select(p => h.GetValueAtPercentile(p))],
-                EdgeApplyP50Ms: BucketHistogram.Quantile(age, 0.50) * 1000, EdgeApplyP99Ms: BucketHistogram.Quantile(age, 0.99) * 1000);
+                EdgeApplyP50Ms: BucketHistogram.Quantile(age, 0.50) * 1000, EdgeApplyP99Ms: BucketHistogram.Quantile(age, 0.99) * 1000,
+                EdgeWriteP50Ms: BucketHistogram.Quantile(writes, 0.50) * 1000, EdgeWriteP99Ms: BucketHistogram.Quantile(writes, 0.99) * 1000);
             Console.WriteLine("  ours: " + Report.Describe(ours));
         }
 

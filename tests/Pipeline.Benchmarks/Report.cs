@@ -25,6 +25,7 @@ public sealed class Report(string outputDirectory)
         LatencyResult r => Invariant(
             $"latency  | {r.Subscribers} subs × fan-out {r.FanOut} @ {r.PostsPerSecond}/s for {r.Seconds}s ({r.PerConnection}/conn) | p50 {r.P50Ms:F1} ms · p90 {r.P90Ms:F1} · p99 {r.P99Ms:F1} · p99.9 {r.P999Ms:F1} · max {r.MaxMs:F1} | ")
             + (double.IsNaN(r.EdgeApplyP50Ms) ? "" : Invariant($"of which post → edge apply ≈ p50 {r.EdgeApplyP50Ms:F0} ms · p99 {r.EdgeApplyP99Ms:F0} ms (edge buckets) | "))
+            + (double.IsNaN(r.EdgeWriteP50Ms) ? "" : Invariant($"edge dispatch → stream write ≈ p50 {r.EdgeWriteP50Ms:F1} ms · p99 {r.EdgeWriteP99Ms:F1} ms (edge buckets) | "))
             + (double.IsNaN(r.CommitsPerSecond) ? "" : Invariant($"processor commits {r.CommitsPerSecond:F1}/s, each ≈ p50 {r.CommitP50Ms:F1} ms · p99 {r.CommitP99Ms:F1} ms | "))
             + Invariant($"{r.DeliveriesPerSecond:F0} deliveries/s | delivered {r.Deliveries}/{r.Expected}, gaps {r.Gaps}, dups {r.Duplicates} | processor in {r.ProcessorInPerSecond:F0}/s out {r.ProcessorOutPerSecond:F0}/s | cores: broker {r.BrokerCores:F2} processor {r.ProcessorCores:F2} edge {r.EdgeCores:F2} harness {r.HarnessCores:F2}"),
         ThroughputResult r => Invariant($"throughput | {r.Posts} posts × {r.FanOut} | processor {r.ProcessorUpdatesPerSecond:F0} updates/s · raw loop {r.RawLoopUpdatesPerSecond:F0} updates/s · ratio {r.Ratio:P0}"),

@@ -15,7 +15,8 @@ public sealed record LatencyResult(
     double BrokerCores, double ProcessorCores, double EdgeCores, double HarnessCores,
     long[] HistogramPercentilesUs,
     double EdgeApplyP50Ms = double.NaN, double EdgeApplyP99Ms = double.NaN,
-    double CommitP50Ms = double.NaN, double CommitP99Ms = double.NaN, double CommitsPerSecond = double.NaN);
+    double CommitP50Ms = double.NaN, double CommitP99Ms = double.NaN, double CommitsPerSecond = double.NaN,
+    double EdgeWriteP50Ms = double.NaN, double EdgeWriteP99Ms = double.NaN);
 
 public sealed record ThroughputResult(long Posts, int FanOut, double ProcessorUpdatesPerSecond, double RawLoopUpdatesPerSecond, double Ratio);
 
@@ -33,6 +34,9 @@ public static class Scenarios
 
     /// <summary>The edge's histogram of post (Kafka timestamp) → update applied at the edge, before delivery.</summary>
     internal const string UpdateAge = "feed_edge_update_age_seconds";
+
+    /// <summary>The edge's dispatch → stream write histogram: what comes after the apply.</summary>
+    internal const string WriteDelay = "feed_edge_write_delay_seconds";
 
     /// <summary>The edge's log line when its replica has caught up and it starts serving.</summary>
     private const string EdgeCaughtUpLog = "Feed replica caught up";
@@ -68,6 +72,7 @@ public static class Scenarios
 
         var edgeMetrics = $"http://127.0.0.1:{layout.WebPort}/metrics";
         var ageBefore = await PipelineProcesses.ScrapeBucketsAsync(http, edgeMetrics, UpdateAge, cancellationToken);
+        var writesBefore = await PipelineProcesses.ScrapeBucketsAsync(http, edgeMetrics, WriteDelay, cancellationToken);
         var commitsBefore = await PipelineProcesses.ScrapeBucketsAsync(http, processorMetrics, CommitDuration, cancellationToken);
         var cpu = CpuSnapshot.Take(broker, processor, edge);
         var inBefore = await PipelineProcesses.ScrapeAsync(http, processorMetrics, "feed_processor_posts_in_total", cancellationToken);
@@ -86,6 +91,7 @@ public static class Scenarios
         var processorIn = (await PipelineProcesses.ScrapeAsync(http, processorMetrics, "feed_processor_posts_in_total", cancellationToken)) - inBefore;
         var processorOut = (await PipelineProcesses.ScrapeAsync(http, processorMetrics, "feed_processor_feed_updates_out_total", cancellationToken)) - outBefore;
         var age = BucketHistogram.Delta(ageBefore, await PipelineProcesses.ScrapeBucketsAsync(http, edgeMetrics, UpdateAge, cancellationToken));
+        var writes = BucketHistogram.Delta(writesBefore, await PipelineProcesses.ScrapeBucketsAsync(http, edgeMetrics, WriteDelay, cancellationToken));
         var commits = BucketHistogram.Delta(commitsBefore, await PipelineProcesses.ScrapeBucketsAsync(http, processorMetrics, CommitDuration, cancellationToken));
         var h = fleet.Latency;
         return new LatencyResult(
@@ -96,7 +102,8 @@ public static class Scenarios
             cores[0], cores[1], cores[2], cores[3],
             [.. new[] { 10.0, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.99, 100 }.Select(p => h.GetValueAtPercentile(p))],
             BucketHistogram.Quantile(age, 0.50) * 1000, BucketHistogram.Quantile(age, 0.99) * 1000,
-            BucketHistogram.Quantile(commits, 0.50) * 1000, BucketHistogram.Quantile(commits, 0.99) * 1000, (commits.Count == 0 ? 0 : commits[^1].Count) / window);
+            BucketHistogram.Quantile(commits, 0.50) * 1000, BucketHistogram.Quantile(commits, 0.99) * 1000, (commits.Count == 0 ? 0 : commits[^1].Count) / window,
+            BucketHistogram.Quantile(writes, 0.50) * 1000, BucketHistogram.Quantile(writes, 0.99) * 1000);
     }
 
     /// <summary>

@@ -118,6 +118,7 @@ public sealed class FeedGrpcService : FeedService.FeedServiceBase
                         {
                             await WriteAsync(responseStream, feedEvent, queue.Count, token);
                             _metrics.Delivered(1);
+                            _metrics.Written(delivery.Dispatched);
                         }
                     }
                 }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Confluent.Kafka;
 using Feed.V1;
 using Microsoft.Extensions.Options;
@@ -150,12 +151,12 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
             if (_registry.HasSubscribers(update.RecipientId))
             {
                 feedEvent.Cursor = _cursors.Encode(FeedCursor.At(partition, offset), update.RecipientId);
-                _registry.Dispatch(update.RecipientId, new Delivery<FeedEvent>(feedEvent, offset));
+                _registry.Dispatch(update.RecipientId, new Delivery<FeedEvent>(feedEvent, offset, Stopwatch.GetTimestamp()));
             }
 
             if (_registry.HasSubscribers(partition))
             {
-                _registry.Dispatch(partition, new Delivery<PartitionFeedEvent>(FeedEvents.ToPartitionEvent(update, partition, offset, _cursors), offset));
+                _registry.Dispatch(partition, new Delivery<PartitionFeedEvent>(FeedEvents.ToPartitionEvent(update, partition, offset, _cursors), offset, Stopwatch.GetTimestamp()));
             }
 
             _metrics.Lag(partition, consumer.GetWatermarkOffsets(result.TopicPartition).High.Value - offset - 1);

@@ -43,7 +43,8 @@ public sealed class MetricsTests
         var run = Guid.NewGuid().ToString("N")[..8];
         var (author, follower) = ($"age-author-{run}", $"age-follower-{run}");
         await _pipeline.FollowAsync(follower, author, timeout.Token);
-        var (countBefore, sumBefore, _) = await UpdateAgeAsync(http, timeout.Token);
+        var (countBefore, sumBefore, before) = await UpdateAgeAsync(http, timeout.Token);
+        var writesBefore = PipelineProcesses.Value(before, "feed_edge_write_delay_seconds_count");
 
         using var call = await _pipeline.SubscribeAsync(follower, timeout.Token);
         await _pipeline.Ingest.PublishPostAsync(new PublishPostRequest { AuthorId = author, Body = "age" }, cancellationToken: timeout.Token);
@@ -53,7 +54,7 @@ public sealed class MetricsTests
         // still answer from its cached scrape (300 ms) for a moment.
         var (count, sum, text) = await UpdateAgeAsync(http, timeout.Token);
         using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        while (count <= countBefore && !wait.IsCancellationRequested)
+        while ((count <= countBefore || PipelineProcesses.Value(text, "feed_edge_write_delay_seconds_count") <= writesBefore) && !wait.IsCancellationRequested)
         {
             await Task.Delay(100, timeout.Token);
             (count, sum, text) = await UpdateAgeAsync(http, timeout.Token);
@@ -63,6 +64,9 @@ public sealed class MetricsTests
 
         // Ages come from the post's Kafka timestamp carried through both hops: a lost timestamp reads as decades.
         Assert.InRange((sum - sumBefore) / (count - countBefore), 0, 60);
+
+        // The update's write to the stream was timed from its dispatch, after the apply.
+        Assert.True(PipelineProcesses.Value(text, "feed_edge_write_delay_seconds_count") > writesBefore, $"feed_edge_write_delay_seconds_count stayed at {writesBefore}");
 
         // The edge's own buckets (20 ms is not an OpenTelemetry default boundary).
         Assert.Contains("feed_edge_update_age_seconds_bucket{otel_scope_name=\"Pipeline.StreamEdge\",le=\"0.02\"}", text, StringComparison.Ordinal);
