@@ -27,11 +27,11 @@ public sealed class EdgeMetrics : IDisposable
     /// </summary>
     private static readonly double[] UpdateAgeBuckets = [0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2.5, 5, 10, 30, 60, 300];
 
-    private readonly Meter _meter;
-    private readonly Counter<long> _drops;
     /// <summary>Seconds, from a millisecond (an idle edge) to a backlog.</summary>
     private static readonly double[] WriteDelayBuckets = [0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
+    private readonly Meter _meter;
+    private readonly Counter<long> _drops;
     private readonly Histogram<double> _updateAge;
     private readonly Histogram<double> _writeDelay;
     private readonly Counter<long> _tokenChecks;

@@ -148,15 +148,16 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
         {
             var (partition, offset) = (result.Partition.Value, result.Offset.Value);
             _metrics.Applied(result.Message.Timestamp);
+            var dispatched = Stopwatch.GetTimestamp();
             if (_registry.HasSubscribers(update.RecipientId))
             {
                 feedEvent.Cursor = _cursors.Encode(FeedCursor.At(partition, offset), update.RecipientId);
-                _registry.Dispatch(update.RecipientId, new Delivery<FeedEvent>(feedEvent, offset, Stopwatch.GetTimestamp()));
+                _registry.Dispatch(update.RecipientId, new Delivery<FeedEvent>(feedEvent, offset, dispatched));
             }
 
             if (_registry.HasSubscribers(partition))
             {
-                _registry.Dispatch(partition, new Delivery<PartitionFeedEvent>(FeedEvents.ToPartitionEvent(update, partition, offset, _cursors), offset, Stopwatch.GetTimestamp()));
+                _registry.Dispatch(partition, new Delivery<PartitionFeedEvent>(FeedEvents.ToPartitionEvent(update, partition, offset, _cursors), offset, dispatched));
             }
 
             _metrics.Lag(partition, consumer.GetWatermarkOffsets(result.TopicPartition).High.Value - offset - 1);
