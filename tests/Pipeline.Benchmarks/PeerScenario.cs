@@ -1,3 +1,4 @@
+using Buckets = System.Collections.Generic.List<(double UpperBound, double Count)>;
 using System.Diagnostics;
 using System.Globalization;
 
@@ -12,7 +13,7 @@ namespace Pipeline.Benchmarks;
 public sealed record PeerResult(
     LatencyResult Ours, LatencyResult Peer,
     double? DeliveriesPerSecondRatio, double? P50Ratio, double? P99Ratio,
-    double EdgeMiB, double PeerServerMiB, long PeerReconnects, string PeerStack)
+    double EdgeMiB, double PeerServerMiB, long PeerReconnects, string PeerStack, OurClient OurClient)
 {
     public override string ToString() => string.Join(
         Environment.NewLine,
@@ -20,9 +21,27 @@ public sealed record PeerResult(
         "  peer: " + Report.Describe(Peer),
         string.Create(
             CultureInfo.InvariantCulture,
-            $"peer     | ours ÷ Socket.IO peer: deliveries/s {Format(DeliveriesPerSecondRatio)} · p50 {Format(P50Ratio)} · p99 {Format(P99Ratio)} | memory: edge {EdgeMiB:F0} MiB ({Ours.PerConnection}/conn), socket.io server {PeerServerMiB:F0} MiB (1/conn) | peer reconnects {PeerReconnects} | {PeerStack}"));
+            $"peer     | ours ({OurClient.Describe()}) ÷ Socket.IO peer: deliveries/s {Format(DeliveriesPerSecondRatio)} · p50 {Format(P50Ratio)} · p99 {Format(P99Ratio)} | memory: edge {EdgeMiB:F0} MiB ({Ours.PerConnection}/conn), socket.io server {PeerServerMiB:F0} MiB (1/conn) | peer reconnects {PeerReconnects} | {PeerStack}"));
 
     private static string Format(double? ratio) => ratio?.ToString("F2", CultureInfo.InvariantCulture) ?? "n/a (peer delivered nothing)";
+}
+
+/// <summary>Which subscriber fleet reads our edge in the peer scenario.</summary>
+public enum OurClient
+{
+    /// <summary>The harness's own .NET fleet (<see cref="SubscriberFleet"/>, Grpc.Net.Client), inside the harness process.</summary>
+    DotNet,
+
+    /// <summary>
+    /// tests/peer-socketio/grpc-client.js (@grpc/grpc-js), a Node process like the peer's socket.io-client fleet: the
+    /// two servers are then compared through clients on the same runtime, each its own process.
+    /// </summary>
+    Node,
+}
+
+public static class OurClientExtensions
+{
+    public static string Describe(this OurClient client) => client == OurClient.Node ? "Node @grpc/grpc-js clients" : ".NET Grpc.Net.Client clients";
 }
 
 /// <summary>
@@ -36,12 +55,12 @@ public static class PeerScenario
 {
     private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(60);
 
-    public static async Task<PeerResult> RunAsync(int subscribers, int fanOut, double postsPerSecond, TimeSpan duration, int perConnection, int partitions, bool direct, string? peerDirectory, CancellationToken cancellationToken)
+    public static async Task<PeerResult> RunAsync(int subscribers, int fanOut, double postsPerSecond, TimeSpan duration, int perConnection, int partitions, bool direct, string? peerDirectory, OurClient ourClient, CancellationToken cancellationToken)
     {
         // Before any process starts: a missing Node or npm install fails the run at once with the command to run.
         var peer = await SocketIoPeer.PrepareAsync(peerDirectory, cancellationToken);
         var layout = PipelineLayout.Create(partitions);
-        Console.WriteLine($"peer: {subscribers} subscribers × fan-out {fanOut} @ {postsPerSecond}/s for {duration.TotalSeconds} s{(direct ? ", feed updates written directly (no processor)" : "")}, our edge then Socket.IO ({peer.PeerDirectory}); run directory {layout.RunDirectory}");
+        Console.WriteLine($"peer: {subscribers} subscribers × fan-out {fanOut} @ {postsPerSecond}/s for {duration.TotalSeconds} s{(direct ? ", feed updates written directly (no processor)" : "")}, our edge ({ourClient.Describe()}) then Socket.IO ({peer.PeerDirectory}); run directory {layout.RunDirectory}");
         await using var broker = await PipelineProcesses.StartBrokerAsync(layout, cancellationToken);
         await using var processor = direct ? null : await PipelineProcesses.StartProcessorAsync(layout, cancellationToken, Scenarios.ProcessorSettings);
         using var workload = new FeedWorkload(layout.BootstrapServers, subscribers, fanOut);
@@ -54,6 +73,35 @@ public static class PeerScenario
             : () => directUpdates.PostAsync(postsPerSecond, duration, cancellationToken);
         Func<long> postsSent = directUpdates is null ? () => workload.PostsSent : () => directUpdates.PostsSent;
 
+        // Drives a live Node fleet (ours over gRPC, or the peer's) through one posting window and reads its summary.
+        // Cores are the broker's, the processor's and the server's (our edge or the socket.io server) over the
+        // window; the fleet's own figure stands in the harness's column.
+        async Task<(LatencyResult Result, PeerFleetSummary Summary)> DriveNodeFleetAsync(ServiceProcess fleet, Func<TimeSpan> serverCpu, int streamsPerConnection)
+        {
+            var before = postsSent();
+            var cpu = new CpuWindow(broker.CpuTime, processorCpu, serverCpu);
+            var counts = await ProcessorCounts.ReadAsync(http, processorMetrics, cancellationToken);
+            var started = DateTime.UtcNow;
+            await fleet.SendAsync("start");
+            await post();
+            var posts = postsSent() - before;
+            var expected = posts * fanOut;
+            await fleet.SendAsync(string.Create(CultureInfo.InvariantCulture, $"expect {expected}"));
+            var summary = await SocketIoPeer.ReadSummaryAsync(fleet, DrainTimeout + TimeSpan.FromSeconds(30), cancellationToken);
+            var cores = cpu.Cores();
+            var window = (summary.LastDeliveryUnixMs - (started - DateTime.UnixEpoch).TotalMilliseconds) / 1000;
+            var (processorIn, processorOut) = await counts.RatesSinceAsync(window);
+            return (
+                new LatencyResult(
+                    subscribers, fanOut, postsPerSecond, duration.TotalSeconds, streamsPerConnection,
+                    posts, expected, summary.Deliveries, summary.Gaps, summary.Duplicates,
+                    summary.P50Ms, summary.P90Ms, summary.P99Ms, summary.P999Ms, summary.MaxMs,
+                    window > 0 ? summary.Deliveries / window : 0, processorIn, processorOut,
+                    cores[0], cores[1], cores[2], summary.CoresUsed,
+                    summary.HistogramPercentilesUs),
+                summary);
+        }
+
         if (processorMetrics is not null)
         {
             await workload.FollowAllAsync(cancellationToken);
@@ -65,41 +113,67 @@ public static class PeerScenario
         double edgeMiB;
         await using (var edge = await PipelineProcesses.StartEdgeAsync(layout, cancellationToken))
         {
-            await using var fleet = new SubscriberFleet();
-            await fleet.OpenAsync($"http://127.0.0.1:{layout.GrpcPort}", [.. Enumerable.Range(0, subscribers).Select(FeedWorkload.User)], perConnection, cancellationToken);
-            Console.WriteLine($"  ours: {subscribers} gRPC subscribers live on {Math.Ceiling(subscribers / (double)perConnection)} connections; posting");
-
-            var cpu = new CpuWindow(broker.CpuTime, processorCpu, edge.CpuTime, () => Process.GetCurrentProcess().TotalProcessorTime);
-            var counts = await ProcessorCounts.ReadAsync(http, processorMetrics, cancellationToken);
             var edgeMetrics = $"http://127.0.0.1:{layout.WebPort}/metrics";
-            var ageBefore = await PipelineProcesses.ScrapeBucketsAsync(http, edgeMetrics, Scenarios.UpdateAge, cancellationToken);
-            var writesBefore = await PipelineProcesses.ScrapeBucketsAsync(http, edgeMetrics, Scenarios.WriteDelay, cancellationToken);
-            var started = DateTime.UtcNow;
-            await post();
-            var expected = postsSent() * fanOut;
-            var drainDeadline = DateTime.UtcNow + DrainTimeout;
-            while (fleet.Deliveries + fleet.Duplicates < expected && DateTime.UtcNow < drainDeadline)
+            async Task<(Buckets Ages, Buckets Writes)> EdgeBuckets() => (
+                await PipelineProcesses.ScrapeBucketsAsync(http, edgeMetrics, Scenarios.UpdateAge, cancellationToken),
+                await PipelineProcesses.ScrapeBucketsAsync(http, edgeMetrics, Scenarios.WriteDelay, cancellationToken));
+            LatencyResult WithEdgeBuckets(LatencyResult result, (Buckets Ages, Buckets Writes) before, (Buckets Ages, Buckets Writes) after)
             {
-                await Task.Delay(100, cancellationToken);
+                var age = BucketHistogram.Delta(before.Ages, after.Ages);
+                var writes = BucketHistogram.Delta(before.Writes, after.Writes);
+                return result with
+                {
+                    EdgeApplyP50Ms = BucketHistogram.Quantile(age, 0.50) * 1000, EdgeApplyP99Ms = BucketHistogram.Quantile(age, 0.99) * 1000,
+                    EdgeWriteP50Ms = BucketHistogram.Quantile(writes, 0.50) * 1000, EdgeWriteP99Ms = BucketHistogram.Quantile(writes, 0.99) * 1000,
+                };
             }
 
-            var cores = cpu.Cores();
-            var window = (fleet.LastDelivery - started).TotalSeconds;
-            var (processorIn, processorOut) = await counts.RatesSinceAsync(window);
-            edgeMiB = edge.PrivateBytes() / 1024.0 / 1024.0;
-            var age = BucketHistogram.Delta(ageBefore, await PipelineProcesses.ScrapeBucketsAsync(http, edgeMetrics, Scenarios.UpdateAge, cancellationToken));
-            var writes = BucketHistogram.Delta(writesBefore, await PipelineProcesses.ScrapeBucketsAsync(http, edgeMetrics, Scenarios.WriteDelay, cancellationToken));
-            var h = fleet.Latency;
-            ours = new LatencyResult(
-                subscribers, fanOut, postsPerSecond, duration.TotalSeconds, perConnection,
-                postsSent(), expected, fleet.Deliveries, fleet.Gaps, fleet.Duplicates,
-                Ms(h.GetValueAtPercentile(50)), Ms(h.GetValueAtPercentile(90)), Ms(h.GetValueAtPercentile(99)), Ms(h.GetValueAtPercentile(99.9)), Ms(h.GetValueAtPercentile(100)),
-                window > 0 ? fleet.Deliveries / window : 0, processorIn, processorOut,
-                cores[0], cores[1], cores[2], cores[3],
-                [.. new[] { 10.0, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.99, 100 }.Select(p => h.GetValueAtPercentile(p))],
-                EdgeApplyP50Ms: BucketHistogram.Quantile(age, 0.50) * 1000, EdgeApplyP99Ms: BucketHistogram.Quantile(age, 0.99) * 1000,
-                EdgeWriteP50Ms: BucketHistogram.Quantile(writes, 0.50) * 1000, EdgeWriteP99Ms: BucketHistogram.Quantile(writes, 0.99) * 1000);
-            Console.WriteLine("  ours: " + Report.Describe(ours));
+            if (ourClient == OurClient.Node)
+            {
+                await using var fleet = await peer.StartGrpcFleetAsync(layout.GrpcPort, SubscriberFleet.ServiceToken(), perConnection, subscribers, workload.Authors, postsSent(), duration, DrainTimeout, layout.RunDirectory, cancellationToken);
+                Console.WriteLine($"  ours: {subscribers} Node gRPC subscribers (@grpc/grpc-js) live on {Math.Ceiling(subscribers / (double)perConnection)} connections; posting");
+                var buckets = await EdgeBuckets();
+                var (result, summary) = await DriveNodeFleetAsync(fleet, edge.CpuTime, perConnection);
+                ours = WithEdgeBuckets(result, buckets, await EdgeBuckets());
+                edgeMiB = edge.PrivateBytes() / 1024.0 / 1024.0;
+                Console.WriteLine("  ours: " + Report.Describe(ours) + $" | client ended: {summary.Reason}");
+            }
+
+            else
+            {
+                await using var fleet = new SubscriberFleet();
+                await fleet.OpenAsync($"http://127.0.0.1:{layout.GrpcPort}", [.. Enumerable.Range(0, subscribers).Select(FeedWorkload.User)], perConnection, cancellationToken);
+                Console.WriteLine($"  ours: {subscribers} gRPC subscribers live on {Math.Ceiling(subscribers / (double)perConnection)} connections; posting");
+
+                var cpu = new CpuWindow(broker.CpuTime, processorCpu, edge.CpuTime, () => Process.GetCurrentProcess().TotalProcessorTime);
+                var counts = await ProcessorCounts.ReadAsync(http, processorMetrics, cancellationToken);
+                var buckets = await EdgeBuckets();
+                var started = DateTime.UtcNow;
+                await post();
+                var expected = postsSent() * fanOut;
+                var drainDeadline = DateTime.UtcNow + DrainTimeout;
+                while (fleet.Deliveries + fleet.Duplicates < expected && DateTime.UtcNow < drainDeadline)
+                {
+                    await Task.Delay(100, cancellationToken);
+                }
+
+                var cores = cpu.Cores();
+                var window = (fleet.LastDelivery - started).TotalSeconds;
+                var (processorIn, processorOut) = await counts.RatesSinceAsync(window);
+                edgeMiB = edge.PrivateBytes() / 1024.0 / 1024.0;
+                var h = fleet.Latency;
+                ours = WithEdgeBuckets(
+                    new LatencyResult(
+                        subscribers, fanOut, postsPerSecond, duration.TotalSeconds, perConnection,
+                        postsSent(), expected, fleet.Deliveries, fleet.Gaps, fleet.Duplicates,
+                        Ms(h.GetValueAtPercentile(50)), Ms(h.GetValueAtPercentile(90)), Ms(h.GetValueAtPercentile(99)), Ms(h.GetValueAtPercentile(99.9)), Ms(h.GetValueAtPercentile(100)),
+                        window > 0 ? fleet.Deliveries / window : 0, processorIn, processorOut,
+                        cores[0], cores[1], cores[2], cores[3],
+                        [.. new[] { 10.0, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.99, 100 }.Select(p => h.GetValueAtPercentile(p))]),
+                    buckets,
+                    await EdgeBuckets());
+                Console.WriteLine("  ours: " + Report.Describe(ours));
+            }
         }
 
         // The edge is stopped: during the peer's turn only the broker, the processor and the peer's processes run.
@@ -110,32 +184,14 @@ public static class PeerScenario
             await using var fleet = await peer.StartFleetAsync(port, subscribers, workload.Authors, postsBefore, duration, DrainTimeout, layout.RunDirectory, cancellationToken);
             Console.WriteLine($"  peer: {subscribers} socket.io-client subscribers live, one WebSocket each; posting");
 
-            var cpu = new CpuWindow(broker.CpuTime, processorCpu, server.CpuTime);
-            var counts = await ProcessorCounts.ReadAsync(http, processorMetrics, cancellationToken);
-            var started = DateTime.UtcNow;
-            await fleet.SendAsync("start");
-            await post();
-            var expected = (postsSent() - postsBefore) * fanOut;
-            await fleet.SendAsync(string.Create(CultureInfo.InvariantCulture, $"expect {expected}"));
-            var summary = await SocketIoPeer.ReadSummaryAsync(fleet, DrainTimeout + TimeSpan.FromSeconds(30), cancellationToken);
-
-            var cores = cpu.Cores();
-            var window = (summary.LastDeliveryUnixMs - (started - DateTime.UnixEpoch).TotalMilliseconds) / 1000;
-            var (processorIn, processorOut) = await counts.RatesSinceAsync(window);
+            var (peerResult, summary) = await DriveNodeFleetAsync(fleet, server.CpuTime, 1);
             var serverMiB = server.PrivateBytes() / 1024.0 / 1024.0;
-            var peerResult = new LatencyResult(
-                subscribers, fanOut, postsPerSecond, duration.TotalSeconds, 1,
-                postsSent() - postsBefore, expected, summary.Deliveries, summary.Gaps, summary.Duplicates,
-                summary.P50Ms, summary.P90Ms, summary.P99Ms, summary.P999Ms, summary.MaxMs,
-                window > 0 ? summary.Deliveries / window : 0, processorIn, processorOut,
-                cores[0], cores[1], cores[2], summary.CoresUsed,
-                summary.HistogramPercentilesUs);
             Console.WriteLine("  peer: " + Report.Describe(peerResult) + $" | client ended: {summary.Reason}");
 
             return new PeerResult(
                 ours, peerResult,
                 Ratio(ours.DeliveriesPerSecond, peerResult.DeliveriesPerSecond), Ratio(ours.P50Ms, peerResult.P50Ms), Ratio(ours.P99Ms, peerResult.P99Ms),
-                edgeMiB, serverMiB, summary.Reconnects, summary.Stack);
+                edgeMiB, serverMiB, summary.Reconnects, summary.Stack, ourClient);
         }
     }
 

@@ -71,19 +71,33 @@ public sealed class SocketIoPeer
     /// Starts client.js with one connection per user u0…u(<paramref name="users"/>−1) and waits until all are live.
     /// <paramref name="authors"/> and <paramref name="postsBefore"/> give each author's next sequence number.
     /// </summary>
-    public async Task<ServiceProcess> StartFleetAsync(int port, int users, int authors, long postsBefore, TimeSpan duration, TimeSpan drain, string runDirectory, CancellationToken cancellationToken)
+    public Task<ServiceProcess> StartFleetAsync(int port, int users, int authors, long postsBefore, TimeSpan duration, TimeSpan drain, string runDirectory, CancellationToken cancellationToken) =>
+        StartNodeFleetAsync("peer-fleet", "client.js", $"--url http://127.0.0.1:{port}", users, authors, postsBefore, duration, drain, runDirectory, cancellationToken);
+
+    /// <summary>
+    /// Starts grpc-client.js against our edge — a gRPC subscriber fleet on the same Node runtime as the peer's, so
+    /// that the two servers are compared through like clients — and waits until all subscribers are live.
+    /// </summary>
+    public Task<ServiceProcess> StartGrpcFleetAsync(int grpcPort, string token, int perConnection, int users, int authors, long postsBefore, TimeSpan duration, TimeSpan drain, string runDirectory, CancellationToken cancellationToken) =>
+        StartNodeFleetAsync(
+            "node-grpc-fleet",
+            "grpc-client.js",
+            $"--address 127.0.0.1:{grpcPort} --token {token} --per-connection {perConnection}",
+            users, authors, postsBefore, duration, drain, runDirectory, cancellationToken);
+
+    private async Task<ServiceProcess> StartNodeFleetAsync(string name, string script, FormattableString transportArguments, int users, int authors, long postsBefore, TimeSpan duration, TimeSpan drain, string runDirectory, CancellationToken cancellationToken)
     {
         var arguments = string.Create(
             CultureInfo.InvariantCulture,
-            $"\"{Path.Combine(PeerDirectory, "client.js")}\" --url http://127.0.0.1:{port} --users {users} --authors {authors} --posts-before {postsBefore} --seconds {duration.TotalSeconds} --drain-seconds {drain.TotalSeconds}");
-        var fleet = ServiceProcess.StartProgram("peer-fleet", "node", arguments, Path.Combine(runDirectory, "peer-fleet"), NodeEnvironment, control: true);
+            $"\"{Path.Combine(PeerDirectory, script)}\" {transportArguments.ToString(CultureInfo.InvariantCulture)} --users {users} --authors {authors} --posts-before {postsBefore} --seconds {duration.TotalSeconds} --drain-seconds {drain.TotalSeconds}");
+        var fleet = ServiceProcess.StartProgram(name, "node", arguments, Path.Combine(runDirectory, name), NodeEnvironment, control: true);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(TimeSpan.FromMinutes(5));
         await fleet.WaitForOutputAsync("fleet live", timeout.Token);
         return fleet;
     }
 
-    /// <summary>Waits for client.js to end by itself and reads the JSON summary it prints last.</summary>
+    /// <summary>Waits for a Node fleet to end by itself and reads the JSON summary it prints last.</summary>
     public static async Task<PeerFleetSummary> ReadSummaryAsync(ServiceProcess fleet, TimeSpan timeout, CancellationToken cancellationToken)
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -92,7 +106,7 @@ public sealed class SocketIoPeer
         var line = fleet.LastLineStartingWith("{\"summary\"");
         if (exit != 0 || line is null)
         {
-            throw new InvalidOperationException($"the Socket.IO fleet exited with {exit} and no summary:\n{fleet.Tail(40)}");
+            throw new InvalidOperationException($"the Node fleet {fleet.Name} exited with {exit} and no summary:\n{fleet.Tail(40)}");
         }
 
         return JsonSerializer.Deserialize<PeerFleetSummary>(line, SummaryJson) ?? throw new InvalidOperationException($"unreadable summary: {line}");
@@ -138,7 +152,7 @@ public sealed class SocketIoPeer
     }
 }
 
-/// <summary>What client.js prints when it ends (latencies in ms, percentiles in µs as in <see cref="LatencyResult"/>).</summary>
+/// <summary>What a Node fleet (client.js, grpc-client.js) prints when it ends (latencies in ms, percentiles in µs as in <see cref="LatencyResult"/>).</summary>
 public sealed record PeerFleetSummary(
     string Reason, int Connections, long Reconnects, long ConnectErrors,
     long Deliveries, long Expected, long Gaps, long Duplicates, long Malformed,

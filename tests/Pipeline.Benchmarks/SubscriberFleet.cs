@@ -16,12 +16,14 @@ public sealed class SubscriberFleet : IAsyncDisposable
     private readonly List<Subscriber> _subscribers = [];
     private readonly CancellationTokenSource _stop = new();
 
-    // One service-role token for the whole fleet: services may read any user's feed.
-    private readonly Metadata _authorization = new() { { "Authorization", $"Bearer {new DevTokens().Mint("bench-harness", service: true, TimeSpan.FromHours(6))}" } };
+    private readonly Metadata _authorization = new() { { "Authorization", $"Bearer {ServiceToken()}" } };
     private long _deliveries;
     private long _gaps;
     private long _duplicates;
     private long _lastDeliveryTicks;
+
+    /// <summary>One service-role token for a whole fleet (services may read any user's feed), valid for 6 hours.</summary>
+    public static string ServiceToken() => new DevTokens().Mint("bench-harness", service: true, TimeSpan.FromHours(6));
 
     public LongConcurrentHistogram Latency { get; } = new(1, 120_000_000, 3);
 
