@@ -114,10 +114,11 @@ public static class PeerScenario
         await using (var edge = await PipelineProcesses.StartEdgeAsync(layout, cancellationToken))
         {
             var edgeMetrics = $"http://127.0.0.1:{layout.WebPort}/metrics";
-            async Task<(Buckets Ages, Buckets Writes)> EdgeBuckets() => (
+            async Task<(Buckets Ages, Buckets Writes, GcWindow Gc)> EdgeBuckets() => (
                 await PipelineProcesses.ScrapeBucketsAsync(http, edgeMetrics, Scenarios.UpdateAge, cancellationToken),
-                await PipelineProcesses.ScrapeBucketsAsync(http, edgeMetrics, Scenarios.WriteDelay, cancellationToken));
-            LatencyResult WithEdgeBuckets(LatencyResult result, (Buckets Ages, Buckets Writes) before, (Buckets Ages, Buckets Writes) after)
+                await PipelineProcesses.ScrapeBucketsAsync(http, edgeMetrics, Scenarios.WriteDelay, cancellationToken),
+                await GcWindow.ScrapeAsync(http, edgeMetrics, cancellationToken));
+            LatencyResult WithEdgeBuckets(LatencyResult result, (Buckets Ages, Buckets Writes, GcWindow Gc) before, (Buckets Ages, Buckets Writes, GcWindow Gc) after)
             {
                 var age = BucketHistogram.Delta(before.Ages, after.Ages);
                 var writes = BucketHistogram.Delta(before.Writes, after.Writes);
@@ -125,6 +126,7 @@ public static class PeerScenario
                 {
                     EdgeApplyP50Ms = BucketHistogram.Quantile(age, 0.50) * 1000, EdgeApplyP99Ms = BucketHistogram.Quantile(age, 0.99) * 1000,
                     EdgeWriteP50Ms = BucketHistogram.Quantile(writes, 0.50) * 1000, EdgeWriteP99Ms = BucketHistogram.Quantile(writes, 0.99) * 1000,
+                    EdgeGc = after.Gc.Since(before.Gc),
                 };
             }
 

@@ -170,6 +170,12 @@ public static class PipelineProcesses
     /// <summary>The sum of every series of <paramref name="metric"/> (e.g. a heap size over its generations); 0 when absent.</summary>
     public static double Sum(string text, string metric) => Samples(text, metric).Sum();
 
+    /// <summary>The sum of the series of <paramref name="metric"/> whose labels include <paramref name="label"/> (name="value"); 0 when none.</summary>
+    public static double Sum(string text, string metric, string label) =>
+        text.Split('\n')
+            .Where(line => line.StartsWith(metric + "{", StringComparison.Ordinal) && line.IndexOf('}', metric.Length) is var end and > 0 && line.AsSpan(metric.Length, end - metric.Length).Contains(label, StringComparison.Ordinal))
+            .Sum(line => SampleValue(line, metric.Length));
+
     /// <summary>Every sample of <paramref name="metric"/> (its series, with or without labels), in exposition order.</summary>
     private static IEnumerable<double> Samples(string text, string metric) =>
         text.Split('\n')

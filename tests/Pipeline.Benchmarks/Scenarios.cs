@@ -16,7 +16,27 @@ public sealed record LatencyResult(
     long[] HistogramPercentilesUs,
     double EdgeApplyP50Ms = double.NaN, double EdgeApplyP99Ms = double.NaN,
     double CommitP50Ms = double.NaN, double CommitP99Ms = double.NaN, double CommitsPerSecond = double.NaN,
-    double EdgeWriteP50Ms = double.NaN, double EdgeWriteP99Ms = double.NaN);
+    double EdgeWriteP50Ms = double.NaN, double EdgeWriteP99Ms = double.NaN,
+    GcWindow? EdgeGc = null);
+
+/// <summary>A process's garbage collections over a window, from its runtime meters: counts by generation and pause time.</summary>
+public sealed record GcWindow(double Gen0, double Gen1, double Gen2, double PauseMs, double AllocatedMiB)
+{
+    public double Collections => Gen0 + Gen1 + Gen2;
+
+    /// <summary>Reads the runtime's cumulative GC meters from a Prometheus scrape.</summary>
+    public static async Task<GcWindow> ScrapeAsync(HttpClient http, string url, CancellationToken cancellationToken)
+    {
+        var text = await http.GetStringAsync(new Uri(url), cancellationToken);
+        double Generation(string gen) => PipelineProcesses.Sum(text, "dotnet_gc_collections_total", $"gc_heap_generation=\"{gen}\"");
+        return new(
+            Generation("gen0"), Generation("gen1"), Generation("gen2"),
+            PipelineProcesses.Sum(text, "dotnet_gc_pause_time_seconds_total") * 1000,
+            PipelineProcesses.Sum(text, "dotnet_gc_heap_total_allocated_bytes_total") / 1024 / 1024);
+    }
+
+    public GcWindow Since(GcWindow start) => new(Gen0 - start.Gen0, Gen1 - start.Gen1, Gen2 - start.Gen2, PauseMs - start.PauseMs, AllocatedMiB - start.AllocatedMiB);
+}
 
 public sealed record ThroughputResult(long Posts, int FanOut, double ProcessorUpdatesPerSecond, double RawLoopUpdatesPerSecond, double Ratio);
 
