@@ -17,7 +17,8 @@ public static class FeedEvents
     {
         try
         {
-            update = FeedUpdate.Parser.ParseFrom(value ?? []);
+            // From a span: parsing a byte[] builds a CodedInputStream per record.
+            update = FeedUpdate.Parser.ParseFrom(new ReadOnlySpan<byte>(value));
         }
         catch (InvalidProtocolBufferException ex)
         {

@@ -24,6 +24,7 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
     private readonly FeedReplica _replica;
     private readonly CursorCodec _cursors;
     private readonly ILogger<FeedUpdatesConsumer> _logger;
+    private PartitionLag _lag = new([]);
 
     public FeedUpdatesConsumer(
         IOptions<ClientConfig> clientConfig,
@@ -62,16 +63,21 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
             // Delivery latency: some brokers (the embedded mock among them) answer an empty fetch only when it expires.
             FetchWaitMaxMs = 20,
             ClientId = $"stream-edge-{Environment.MachineName}",
+
+            // Each record's value and timestamp are all the edge reads (the recipient is in the value): no key
+            // string, topic string or header list is built per record.
+            ConsumeResultFields = "timestamp",
         };
 
-        using var consumer = new ConsumerBuilder<string, byte[]>(config)
-            .SetKeyDeserializer(Deserializers.Utf8)
+        using var consumer = new ConsumerBuilder<Ignore, byte[]>(config)
+            .SetKeyDeserializer(Deserializers.Ignore)
             .SetValueDeserializer(Deserializers.ByteArray)
             .SetErrorHandler((_, error) => LogKafkaError(_logger, error.Code, error.Reason, error.IsFatal))
             .Build();
         try
         {
             var assignment = AssignFromCheckpoints(consumer, stoppingToken);
+            _lag = new PartitionLag(assignment);
             LogAssigned(_logger, assignment.Count, FeedTopics.FeedUpdates);
             _readiness.MarkAssigned(assignment.Count);
             var catchingUp = assignment.Select(a => a.Partition.Value).ToHashSet();
@@ -116,7 +122,7 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
     /// Stages one record's update in the replica's batch. A second update of a user already in the batch commits the
     /// batch first (staging reads the user's state from the store), so each user's updates still apply in order.
     /// </summary>
-    private void Stage(IConsumer<string, byte[]> consumer, List<Staged> batch, ConsumeResult<string, byte[]> result)
+    private void Stage(IConsumer<Ignore, byte[]> consumer, List<Staged> batch, ConsumeResult<Ignore, byte[]> result)
     {
         var (partition, offset) = (result.Partition.Value, result.Offset.Value);
         if (!FeedEvents.TryParse(result.Message.Value, out var update, out var reason))
@@ -141,7 +147,7 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
     /// subscriber that registers in between finds an update in both places and skips the copy by offset, so
     /// nothing is lost or doubled.
     /// </summary>
-    private void CommitAndDispatch(IConsumer<string, byte[]> consumer, List<Staged> batch)
+    private void CommitAndDispatch(IConsumer<Ignore, byte[]> consumer, List<Staged> batch)
     {
         _replica.Commit();
         foreach (var (result, update, feedEvent) in batch)
@@ -160,19 +166,44 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
                 _registry.Dispatch(partition, new Delivery<PartitionFeedEvent>(FeedEvents.ToPartitionEvent(update, partition, offset, _cursors), offset, dispatched));
             }
 
-            _metrics.Lag(partition, consumer.GetWatermarkOffsets(result.TopicPartition).High.Value - offset - 1);
+            _lag.Applied(partition, offset);
         }
 
+        _lag.Report(consumer, _metrics);
         batch.Clear();
     }
 
-    private readonly record struct Staged(ConsumeResult<string, byte[]> Result, FeedUpdate Update, FeedEvent Event);
+    /// <summary>
+    /// Each partition's lag after a batch, from the consumer's cached high watermark and the last offset applied:
+    /// once per partition the batch touched, not once per record.
+    /// </summary>
+    private sealed class PartitionLag(List<TopicPartitionOffset> assignment)
+    {
+        private readonly TopicPartition[] _partitions = [.. assignment.OrderBy(a => a.Partition.Value).Select(a => a.TopicPartition)];
+        private readonly long[] _applied = [.. assignment.Select(_ => -1L)];
+
+        public void Applied(int partition, long offset) => _applied[partition] = offset;
+
+        public void Report(IConsumer<Ignore, byte[]> consumer, EdgeMetrics metrics)
+        {
+            for (var partition = 0; partition < _applied.Length; partition++)
+            {
+                if (_applied[partition] >= 0)
+                {
+                    metrics.Lag(partition, consumer.GetWatermarkOffsets(_partitions[partition]).High.Value - _applied[partition] - 1);
+                    _applied[partition] = -1;
+                }
+            }
+        }
+    }
+
+    private readonly record struct Staged(ConsumeResult<Ignore, byte[]> Result, FeedUpdate Update, FeedEvent Event);
 
     /// <summary>
     /// Assigns every partition at the replica's checkpoint, or at the beginning for a partition it never saw
     /// (a fresh replica rebuilds from what feed.updates retains).
     /// </summary>
-    private List<TopicPartitionOffset> AssignFromCheckpoints(IConsumer<string, byte[]> consumer, CancellationToken stoppingToken)
+    private List<TopicPartitionOffset> AssignFromCheckpoints(IConsumer<Ignore, byte[]> consumer, CancellationToken stoppingToken)
     {
         using var admin = new AdminClientBuilder(new AdminClientConfig(_clientConfig.Copy())).Build();
         while (true)

@@ -205,7 +205,8 @@ public sealed class SubscriberRegistry
     /// </summary>
     public void PulseSlice(int slice, int slices)
     {
-        foreach (var subscriptions in _byUser.Values)
+        // The dictionary itself, not its Values: those are copied into a new array of every user's entry per call.
+        foreach (var (_, subscriptions) in _byUser)
         {
             foreach (var subscription in subscriptions)
             {
@@ -240,7 +241,7 @@ public sealed class SubscriberRegistry
     /// <summary>Ends every open subscription; each stream closes with a resumable status and the client resubscribes.</summary>
     public void CompleteAll()
     {
-        foreach (var subscriptions in _byUser.Values)
+        foreach (var (_, subscriptions) in _byUser)
         {
             foreach (var subscription in subscriptions)
             {
@@ -258,7 +259,7 @@ public sealed class SubscriberRegistry
     public long QueuedEvents()
     {
         long queued = 0;
-        foreach (var subscriptions in _byUser.Values)
+        foreach (var (_, subscriptions) in _byUser)
         {
             foreach (var subscription in subscriptions)
             {
