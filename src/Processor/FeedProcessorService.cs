@@ -176,7 +176,7 @@ public sealed partial class FeedProcessorService : BackgroundService
             Guarantee = options.Guarantee == DeliveryGuarantee.ExactlyOnce ? ProcessingGuarantee.EXACTLY_ONCE : ProcessingGuarantee.AT_LEAST_ONCE,
             NumStreamThreads = options.StreamThreads,
             // After Guarantee: setting EXACTLY_ONCE resets the commit interval to its own default.
-            CommitIntervalMs = options.CommitIntervalMs,
+            CommitIntervalMs = options.EffectiveCommitIntervalMs,
 
             FetchWaitMaxMs = options.FetchWaitMaxMs,
             LingerMs = options.LingerMs,

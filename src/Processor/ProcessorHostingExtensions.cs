@@ -11,8 +11,8 @@ public static class ProcessorHostingExtensions
         services.AddKafkaClientConfig();
         services.AddOptions<ProcessorOptions>().BindConfiguration(ProcessorOptions.SectionName).ValidateDataAnnotations()
             .Validate(
-                options => options.StallTimeout <= TimeSpan.Zero || options.StallTimeout >= TimeSpan.FromMilliseconds(3.0 * options.CommitIntervalMs),
-                "Processor:StallTimeout must be at least three commit intervals (Processor:CommitIntervalMs), or 0 to turn the stall watchdog off: the watchdog reads the group's committed offsets.")
+                options => options.StallTimeout <= TimeSpan.Zero || options.StallTimeout >= TimeSpan.FromMilliseconds(3.0 * options.EffectiveCommitIntervalMs),
+                "Processor:StallTimeout must be at least three commit intervals (Processor:CommitIntervalMs; unset, 100 ms exactly-once and 30,000 ms at-least-once), or 0 to turn the stall watchdog off: the watchdog reads the group's committed offsets.")
             .ValidateOnStart();
         services.AddSingleton<ProcessorMetrics>();
         services.AddSingleton<FeedTopicPlan>();

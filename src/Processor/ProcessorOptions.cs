@@ -31,9 +31,16 @@ public sealed class ProcessorOptions
     [Range(1, 64)]
     public int StreamThreads { get; set; } = 1;
 
-    /// <summary>How often offsets (and, exactly-once, transactions) commit. Bounds end-to-end latency in exactly-once mode.</summary>
+    /// <summary>
+    /// How often offsets (and, exactly-once, transactions) commit; unset, the guarantee's default, as in Kafka
+    /// Streams. Exactly-once: 100 ms, since output becomes visible at each commit. At-least-once: 30,000 ms, since
+    /// output is visible at once and each commit flushes every state store; a crash re-reads up to this much input.
+    /// </summary>
     [Range(10, 60_000)]
-    public int CommitIntervalMs { get; set; } = 100;
+    public int? CommitIntervalMs { get; set; }
+
+    /// <summary><see cref="CommitIntervalMs"/>, or the guarantee's default when it is unset.</summary>
+    public int EffectiveCommitIntervalMs => CommitIntervalMs ?? (Guarantee == DeliveryGuarantee.ExactlyOnce ? 100 : 30_000);
 
     /// <summary>Largest post body accepted, in UTF-8 bytes; larger posts go to the dead-letter topic.</summary>
     [Range(1, 1 << 20)]

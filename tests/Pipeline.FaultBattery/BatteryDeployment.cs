@@ -151,8 +151,10 @@ public sealed class BatteryDeployment : IAsyncDisposable
             ["Processor__FeedSize"] = "100000",
             ["Processor__StateDir"] = Path.Combine(Layout.RunDirectory, $"processor-{index}-state"),
             ["Processor__MetricsUrl"] = $"http://127.0.0.1:{(index == 0 ? Layout.ProcessorMetricsPort : PipelineLayout.FreePort())}/metrics/",
-            // Scenarios are short: a stalled processor should restart within them.
+            // Scenarios are short: a stalled processor should restart within them. The watchdog needs three commit
+            // intervals, so both guarantees commit every 100 ms here (at-least-once defaults to 30 s).
             ["Processor__StallTimeout"] = "00:00:20",
+            ["Processor__CommitIntervalMs"] = "100",
             ["Logging__LogLevel__Pipeline.Processor.ProgressWatchdog"] = "Debug",
             // One line per entry, so that a failure report can fold the watchdog's periodic lines.
             ["Logging__Console__FormatterOptions__SingleLine"] = "true",

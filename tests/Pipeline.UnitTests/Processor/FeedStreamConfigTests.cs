@@ -40,6 +40,21 @@ public sealed class FeedStreamConfigTests
         Assert.Equal(250, config.CommitIntervalMs);
     }
 
+    /// <summary>Unset, the commit interval is the guarantee's, as in Kafka Streams; set, it is taken as given.</summary>
+    [Theory]
+    [InlineData(DeliveryGuarantee.ExactlyOnce, null, 100)]
+    [InlineData(DeliveryGuarantee.AtLeastOnce, null, 30_000)]
+    [InlineData(DeliveryGuarantee.AtLeastOnce, 500, 500)]
+    [InlineData(DeliveryGuarantee.ExactlyOnce, 1_000, 1_000)]
+    public void CommitInterval_DefaultsByGuarantee(DeliveryGuarantee guarantee, int? configured, int expected)
+    {
+        var config = FeedProcessorService.StreamConfigFor(
+            new ProcessorOptions { ApplicationId = "feeds", Guarantee = guarantee, CommitIntervalMs = configured },
+            new ClientConfig { BootstrapServers = "127.0.0.1:9092" });
+
+        Assert.Equal(expected, config.CommitIntervalMs);
+    }
+
     [Fact]
     public void NamedAdminClients_GetTheirOwnConfiguration()
     {

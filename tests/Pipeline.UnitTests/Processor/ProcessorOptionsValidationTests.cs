@@ -25,6 +25,17 @@ public sealed class ProcessorOptionsValidationTests
         Assert.Contains("Processor:CommitIntervalMs", refused.Message, StringComparison.Ordinal);
     }
 
+    /// <summary>At-least-once commits every 30 s unless told otherwise, so the stall timeout is held to three of those.</summary>
+    [Fact]
+    public void StallTimeout_IsCheckedAgainstTheGuaranteesDefaultCommitInterval()
+    {
+        var refused = Assert.Throws<OptionsValidationException>(() => Resolve(("Processor:Guarantee", "AtLeastOnce"), ("Processor:StallTimeout", "00:01:00")));
+        Assert.Contains("Processor:StallTimeout", refused.Message, StringComparison.Ordinal);
+
+        Assert.Equal(30_000, Resolve(("Processor:Guarantee", "AtLeastOnce")).EffectiveCommitIntervalMs);
+        Assert.Equal(100, Resolve(("Processor:Guarantee", "ExactlyOnce"), ("Processor:StallTimeout", "00:00:01")).EffectiveCommitIntervalMs);
+    }
+
     [Theory]
     [InlineData("10000", "00:00:30")]
     [InlineData("10000", "00:00:00")] // off
