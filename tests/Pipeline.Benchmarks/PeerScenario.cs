@@ -114,11 +114,11 @@ public static class PeerScenario
         await using (var edge = await PipelineProcesses.StartEdgeAsync(layout, cancellationToken))
         {
             var edgeMetrics = $"http://127.0.0.1:{layout.WebPort}/metrics";
-            async Task<(Buckets Ages, Buckets Writes, GcWindow Gc)> EdgeBuckets() => (
+            async Task<(Buckets Ages, Buckets Writes, GcWindow Gc)> EdgeMeters() => (
                 await PipelineProcesses.ScrapeBucketsAsync(http, edgeMetrics, Scenarios.UpdateAge, cancellationToken),
                 await PipelineProcesses.ScrapeBucketsAsync(http, edgeMetrics, Scenarios.WriteDelay, cancellationToken),
                 await GcWindow.ScrapeAsync(http, edgeMetrics, cancellationToken));
-            LatencyResult WithEdgeBuckets(LatencyResult result, (Buckets Ages, Buckets Writes, GcWindow Gc) before, (Buckets Ages, Buckets Writes, GcWindow Gc) after)
+            LatencyResult WithEdgeMeters(LatencyResult result, (Buckets Ages, Buckets Writes, GcWindow Gc) before, (Buckets Ages, Buckets Writes, GcWindow Gc) after)
             {
                 var age = BucketHistogram.Delta(before.Ages, after.Ages);
                 var writes = BucketHistogram.Delta(before.Writes, after.Writes);
@@ -134,9 +134,9 @@ public static class PeerScenario
             {
                 await using var fleet = await peer.StartGrpcFleetAsync(layout.GrpcPort, SubscriberFleet.ServiceToken(), perConnection, subscribers, workload.Authors, postsSent(), duration, DrainTimeout, layout.RunDirectory, cancellationToken);
                 Console.WriteLine($"  ours: {subscribers} Node gRPC subscribers (@grpc/grpc-js) live on {Math.Ceiling(subscribers / (double)perConnection)} connections; posting");
-                var buckets = await EdgeBuckets();
+                var buckets = await EdgeMeters();
                 var (result, summary) = await DriveNodeFleetAsync(fleet, edge.CpuTime, perConnection);
-                ours = WithEdgeBuckets(result, buckets, await EdgeBuckets());
+                ours = WithEdgeMeters(result, buckets, await EdgeMeters());
                 edgeMiB = edge.PrivateBytes() / 1024.0 / 1024.0;
                 Console.WriteLine("  ours: " + Report.Describe(ours) + $" | client ended: {summary.Reason}");
             }
@@ -149,7 +149,7 @@ public static class PeerScenario
 
                 var cpu = new CpuWindow(broker.CpuTime, processorCpu, edge.CpuTime, () => Process.GetCurrentProcess().TotalProcessorTime);
                 var counts = await ProcessorCounts.ReadAsync(http, processorMetrics, cancellationToken);
-                var buckets = await EdgeBuckets();
+                var buckets = await EdgeMeters();
                 var started = DateTime.UtcNow;
                 await post();
                 var expected = postsSent() * fanOut;
@@ -164,7 +164,7 @@ public static class PeerScenario
                 var (processorIn, processorOut) = await counts.RatesSinceAsync(window);
                 edgeMiB = edge.PrivateBytes() / 1024.0 / 1024.0;
                 var h = fleet.Latency;
-                ours = WithEdgeBuckets(
+                ours = WithEdgeMeters(
                     new LatencyResult(
                         subscribers, fanOut, postsPerSecond, duration.TotalSeconds, perConnection,
                         postsSent(), expected, fleet.Deliveries, fleet.Gaps, fleet.Duplicates,
@@ -173,7 +173,7 @@ public static class PeerScenario
                         cores[0], cores[1], cores[2], cores[3],
                         [.. new[] { 10.0, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.99, 100 }.Select(p => h.GetValueAtPercentile(p))]),
                     buckets,
-                    await EdgeBuckets());
+                    await EdgeMeters());
                 Console.WriteLine("  ours: " + Report.Describe(ours));
             }
         }

@@ -82,15 +82,17 @@ public sealed class SocketIoPeer
         StartNodeFleetAsync(
             "node-grpc-fleet",
             "grpc-client.js",
-            $"--address 127.0.0.1:{grpcPort} --token {token} --per-connection {perConnection}",
-            users, authors, postsBefore, duration, drain, runDirectory, cancellationToken);
+            $"--address 127.0.0.1:{grpcPort} --per-connection {perConnection}",
+            users, authors, postsBefore, duration, drain, runDirectory, cancellationToken,
+            // In its environment, not on its command line, where any user's ps would read it.
+            new Dictionary<string, string>(NodeEnvironment) { ["FEED_BEARER_TOKEN"] = token });
 
-    private async Task<ServiceProcess> StartNodeFleetAsync(string name, string script, FormattableString transportArguments, int users, int authors, long postsBefore, TimeSpan duration, TimeSpan drain, string runDirectory, CancellationToken cancellationToken)
+    private async Task<ServiceProcess> StartNodeFleetAsync(string name, string script, FormattableString transportArguments, int users, int authors, long postsBefore, TimeSpan duration, TimeSpan drain, string runDirectory, CancellationToken cancellationToken, IReadOnlyDictionary<string, string>? environment = null)
     {
         var arguments = string.Create(
             CultureInfo.InvariantCulture,
             $"\"{Path.Combine(PeerDirectory, script)}\" {transportArguments.ToString(CultureInfo.InvariantCulture)} --users {users} --authors {authors} --posts-before {postsBefore} --seconds {duration.TotalSeconds} --drain-seconds {drain.TotalSeconds}");
-        var fleet = ServiceProcess.StartProgram(name, "node", arguments, Path.Combine(runDirectory, name), NodeEnvironment, control: true);
+        var fleet = ServiceProcess.StartProgram(name, "node", arguments, Path.Combine(runDirectory, name), environment ?? NodeEnvironment, control: true);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(TimeSpan.FromMinutes(5));
         await fleet.WaitForOutputAsync("fleet live", timeout.Token);

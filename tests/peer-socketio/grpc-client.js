@@ -5,7 +5,7 @@
 // connection, measured as fleet.js describes. On any stream end it resubscribes with its last cursor, as a real
 // client does (and as SubscriberFleet.cs does).
 //
-//   node grpc-client.js --address 127.0.0.1:5001 --token <bearer> --users 1000 --per-connection 1000
+//   FEED_BEARER_TOKEN=<bearer> node grpc-client.js --address 127.0.0.1:5001 --users 1000 --per-connection 1000
 
 const path = require('node:path');
 const grpc = require('@grpc/grpc-js');
@@ -49,7 +49,8 @@ runFleet({
   packages: ['@grpc/grpc-js', '@grpc/proto-loader'],
   options: {
     address: { type: 'string', default: '127.0.0.1:5001' },
-    token: { type: 'string', default: '' },
+    // The bearer token: from FEED_BEARER_TOKEN rather than the command line, which any user's ps can read.
+    token: { type: 'string', default: process.env.FEED_BEARER_TOKEN ?? '' },
     'per-connection': { type: 'string', default: '1000' },
     protos: { type: 'string', default: path.join(__dirname, '..', '..', 'protos') },
   },
