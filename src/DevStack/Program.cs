@@ -1,5 +1,9 @@
 using System.CommandLine;
 using Pipeline.DevStack;
+using Pipeline.Kafka.Hosting;
+
+// Started by a test host or the load harness: stop when it is gone (PIPELINE_EXIT_WITH_PARENT=1; off otherwise).
+ParentProcessWatch.StartIfRequested();
 
 var demo = new Option<bool>("--demo") { Description = "Generate demo traffic: users follow each other and post; a few subscribe." };
 var users = new Option<int>("--demo-users") { Description = "Demo users.", DefaultValueFactory = _ => 200 };

@@ -45,6 +45,9 @@ public sealed class ServiceProcess : IAsyncDisposable
     {
         var settings = new Dictionary<string, string>(environment);
         settings.TryAdd("DOTNET_gcServer", "0");
+
+        // Our services stop by themselves if this process dies without stopping them (a SIGKILLed test host).
+        settings[Pipeline.Kafka.Hosting.ParentProcessWatch.Variable] = "1";
         var path = AssemblyPath(assembly, PublishedDirectory);
         if (PublishedDirectory is not null)
         {
