@@ -167,19 +167,17 @@ public static class PipelineProcesses
     /// <summary>The first sample of <paramref name="metric"/> in a Prometheus text exposition (0 when absent).</summary>
     public static double Value(string text, string metric) => Samples(text, metric).FirstOrDefault();
 
-    /// <summary>The sum of every series of <paramref name="metric"/> (e.g. a heap size over its generations); 0 when absent.</summary>
-    public static double Sum(string text, string metric) => Samples(text, metric).Sum();
+    /// <summary>
+    /// The sum of every series of <paramref name="metric"/> (e.g. a heap size over its generations), or of those whose
+    /// labels include <paramref name="label"/> (name="value"); 0 when none.
+    /// </summary>
+    public static double Sum(string text, string metric, string? label = null) => Samples(text, metric, label).Sum();
 
-    /// <summary>The sum of the series of <paramref name="metric"/> whose labels include <paramref name="label"/> (name="value"); 0 when none.</summary>
-    public static double Sum(string text, string metric, string label) =>
-        text.Split('\n')
-            .Where(line => line.StartsWith(metric + "{", StringComparison.Ordinal) && line.IndexOf('}', metric.Length) is var end and > 0 && line.AsSpan(metric.Length, end - metric.Length).Contains(label, StringComparison.Ordinal))
-            .Sum(line => SampleValue(line, metric.Length));
-
-    /// <summary>Every sample of <paramref name="metric"/> (its series, with or without labels), in exposition order.</summary>
-    private static IEnumerable<double> Samples(string text, string metric) =>
+    /// <summary>Every sample of <paramref name="metric"/> (its series, with or without labels; with <paramref name="label"/>, those carrying it), in exposition order.</summary>
+    private static IEnumerable<double> Samples(string text, string metric, string? label = null) =>
         text.Split('\n')
             .Where(line => line.StartsWith(metric, StringComparison.Ordinal) && line.Length > metric.Length && line[metric.Length] is ' ' or '{')
+            .Where(line => label is null || (line.IndexOf('}', metric.Length) is var end and > 0 && line.AsSpan(metric.Length, end - metric.Length).Contains(label, StringComparison.Ordinal)))
             .Select(line => SampleValue(line, metric.Length));
 
     /// <summary>"name{labels} value [timestamp]" → value; the name is <paramref name="nameLength"/> characters or more.</summary>

@@ -179,8 +179,9 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
     /// </summary>
     private sealed class PartitionLag(List<TopicPartitionOffset> assignment)
     {
+        // Indexed by partition number: the assignment is every partition of feed.updates, 0 to N - 1.
         private readonly TopicPartition[] _partitions = [.. assignment.OrderBy(a => a.Partition.Value).Select(a => a.TopicPartition)];
-        private readonly long[] _applied = [.. assignment.Select(_ => -1L)];
+        private readonly long[] _applied = [.. Enumerable.Repeat(-1L, assignment.Count)];
 
         public void Applied(int partition, long offset) => _applied[partition] = offset;
 
