@@ -49,7 +49,7 @@ public class EdgeDispatchBenchmarks
     [Benchmark(Baseline = true)]
     public int Dispatch()
     {
-        _registry.Dispatch(Samples.Recipient, new Delivery<FeedEvent>(_event, ++_offset));
+        _registry.Dispatch(Samples.Recipient, new Delivery<FeedEvent>(_event, 0, ++_offset));
         return Drain();
     }
 
@@ -65,7 +65,7 @@ public class EdgeDispatchBenchmarks
         {
             var feedEvent = FeedEvents.ToFeedEvent(_update);
             feedEvent.Cursor = _cursors.Encode(FeedCursor.At(3, offset), _update.RecipientId);
-            _registry.Dispatch(_update.RecipientId, new Delivery<FeedEvent>(feedEvent, offset));
+            _registry.Dispatch(_update.RecipientId, new Delivery<FeedEvent>(feedEvent, 3, offset));
         }
 
         return Drain();

@@ -116,9 +116,12 @@ public sealed class FeedGrpcService : FeedService.FeedServiceBase
                     {
                         if (session.Live(delivery, queue.Count) is { } feedEvent)
                         {
+                            // Only the timestamp outlives the write: a delivery held across the await would keep
+                            // its event referenced from this long-lived frame until the stream's next update.
+                            var dispatched = delivery.Dispatched;
                             await WriteAsync(responseStream, feedEvent, queue.Count, token);
                             _metrics.Delivered(1);
-                            _metrics.Written(delivery.Dispatched);
+                            _metrics.Written(dispatched);
                         }
                     }
                 }

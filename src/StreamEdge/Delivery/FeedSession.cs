@@ -19,7 +19,14 @@ public sealed class FeedSession : IStreamSession<FeedEvent>
     private readonly TimeProvider _clock;
     private readonly FeedCursor? _cursor;
     private readonly int _snapshotSize;
-    private string _lastCursor = "";
+
+    /// <summary>
+    /// The newest position sent (Kind 0 until the prefix has set one), which heartbeats carry as their cursor. Kept as
+    /// a value and signed when a heartbeat goes out: holding the last update's cursor string kept a young object
+    /// referenced from every recently written stream, so each gen0 collection rescanned those streams' cards and
+    /// promoted the strings.
+    /// </summary>
+    private FeedCursor _last;
 
     /// <summary>Live updates at or below this offset were in what was sent before them.</summary>
     private long _skipThrough = -1;
@@ -87,7 +94,7 @@ public sealed class FeedSession : IStreamSession<FeedEvent>
         {
             return new FeedEvent
             {
-                Cursor = _lastCursor,
+                Cursor = _last.Kind == 0 ? "" : _cursors.Encode(_last, _userId),
                 Heartbeat = new Heartbeat { ServerTime = Timestamp.FromDateTimeOffset(_clock.GetUtcNow()), Lag = queued },
             };
         }
@@ -97,7 +104,7 @@ public sealed class FeedSession : IStreamSession<FeedEvent>
             return null;
         }
 
-        _lastCursor = delivery.Event.Cursor;
+        _last = FeedCursor.At(delivery.Partition, delivery.Offset);
         return delivery.Event;
     }
 
@@ -127,7 +134,7 @@ public sealed class FeedSession : IStreamSession<FeedEvent>
             {
                 if (resume.ResetReason is null)
                 {
-                    _lastCursor = _cursors.Encode(cursor, _userId);
+                    _last = cursor;
                 }
 
                 return resume;
@@ -142,7 +149,11 @@ public sealed class FeedSession : IStreamSession<FeedEvent>
         }
     }
 
-    private string Remember(FeedCursor cursor) => _lastCursor = _cursors.Encode(cursor, _userId);
+    private string Remember(FeedCursor cursor)
+    {
+        _last = cursor;
+        return _cursors.Encode(cursor, _userId);
+    }
 }
 
 /// <summary>The edge cannot serve the request right now; the client should retry.</summary>

@@ -158,12 +158,12 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
             if (_registry.HasSubscribers(update.RecipientId))
             {
                 feedEvent.Cursor = _cursors.Encode(FeedCursor.At(partition, offset), update.RecipientId);
-                _registry.Dispatch(update.RecipientId, new Delivery<FeedEvent>(feedEvent, offset, dispatched));
+                _registry.Dispatch(update.RecipientId, new Delivery<FeedEvent>(feedEvent, partition, offset, dispatched));
             }
 
             if (_registry.HasSubscribers(partition))
             {
-                _registry.Dispatch(partition, new Delivery<PartitionFeedEvent>(FeedEvents.ToPartitionEvent(update, partition, offset, _cursors), offset, dispatched));
+                _registry.Dispatch(partition, new Delivery<PartitionFeedEvent>(FeedEvents.ToPartitionEvent(update, partition, offset, _cursors), partition, offset, dispatched));
             }
 
             _lag.Applied(partition, offset);

@@ -3,12 +3,13 @@ using System.Diagnostics.CodeAnalysis;
 namespace Pipeline.StreamEdge.Delivery;
 
 /// <summary>
-/// An event bound for one subscription, with its feed.updates offset (used to skip what a snapshot or replay
-/// already covered) and when it was dispatched (a <see cref="System.Diagnostics.Stopwatch"/> timestamp, 0 for none),
-/// from which the stream writer times its write. A null event is the heartbeat marker: the stream writer turns it
-/// into a heartbeat with its own cursor and lag.
+/// An event bound for one subscription, with its feed.updates partition and offset (the offset skips what a
+/// snapshot or replay already covered; both are the stream's position for its heartbeats) and when it was
+/// dispatched (a <see cref="System.Diagnostics.Stopwatch"/> timestamp, 0 for none), from which the stream writer
+/// times its write. A null event is the heartbeat marker: the stream writer turns it into a heartbeat with its own
+/// cursor and lag.
 /// </summary>
-public readonly record struct Delivery<TEvent>(TEvent? Event, long Offset, long Dispatched = 0)
+public readonly record struct Delivery<TEvent>(TEvent? Event, int Partition, long Offset, long Dispatched = 0)
     where TEvent : class
 {
     [MemberNotNullWhen(false, nameof(Event))]

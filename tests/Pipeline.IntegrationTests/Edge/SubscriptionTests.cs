@@ -279,6 +279,29 @@ public sealed class SubscriptionTests
     }
 
     [Fact]
+    public async Task HeartbeatAfterAnUpdate_CarriesThatUpdatesCursor_WhichResumesAfterIt()
+    {
+        var (author, follower) = Users("beat-after-update");
+        using var timeout = new CancellationTokenSource(Timeout);
+        await _pipeline.FollowAsync(follower, author, timeout.Token);
+        string updateCursor;
+        using (var call = await _pipeline.SubscribeAsync(follower, timeout.Token))
+        {
+            await PublishAsync(author, "before the beat", timeout.Token);
+            updateCursor = (await call.ResponseStream.NextUpdateAsync(timeout.Token)).Cursor;
+
+            Assert.True(await call.ResponseStream.MoveNext(timeout.Token));
+            Assert.Equal(FeedEvent.EventOneofCase.Heartbeat, call.ResponseStream.Current.EventCase);
+            Assert.Equal(updateCursor, call.ResponseStream.Current.Cursor);
+        }
+
+        // The heartbeat's cursor is a position like the update's: resuming from it replays nothing before it.
+        var after = await PublishAsync(author, "after the beat", timeout.Token);
+        using var resumed = _pipeline.Feed.Subscribe(new SubscribeRequest { UserId = follower, Cursor = updateCursor }, cancellationToken: timeout.Token);
+        Assert.Equal(after, (await resumed.ResponseStream.NextUpdateAsync(timeout.Token)).Added.Post.PostId);
+    }
+
+    [Fact]
     public async Task SeveralDevices_EachReceiveEveryUpdate_AndTheCapRefusesMore()
     {
         var (author, follower) = Users("devices");

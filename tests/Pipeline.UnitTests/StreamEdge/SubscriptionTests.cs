@@ -30,25 +30,25 @@ public sealed class SubscriptionTests
     {
         var subscription = new Subscription<string>("alice", capacity: 2);
 
-        Assert.True(subscription.TryEnqueue(new Delivery<string>("a", 1)));
-        Assert.True(subscription.TryEnqueue(new Delivery<string>("b", 2)));
-        Assert.False(subscription.TryEnqueue(new Delivery<string>("c", 3)));
+        Assert.True(subscription.TryEnqueue(new Delivery<string>("a", 0, 1)));
+        Assert.True(subscription.TryEnqueue(new Delivery<string>("b", 0, 2)));
+        Assert.False(subscription.TryEnqueue(new Delivery<string>("c", 0, 3)));
 
         Assert.True(subscription.Overflowed);
         Assert.True(subscription.Token.IsCancellationRequested);
 
         // Later events still miss it and still count as dropped until the stream is removed.
-        Assert.False(subscription.TryEnqueue(new Delivery<string>("d", 4)));
+        Assert.False(subscription.TryEnqueue(new Delivery<string>("d", 0, 4)));
     }
 
     [Fact]
     public async Task Overflow_WithAGrace_CancelsTheWriterOnlyAfterIt()
     {
         var subscription = new Subscription<string>("alice", capacity: 1, stuckWriteGrace: TimeSpan.FromMilliseconds(300));
-        subscription.TryEnqueue(new Delivery<string>("a", 1));
+        subscription.TryEnqueue(new Delivery<string>("a", 0, 1));
         var cutOff = System.Diagnostics.Stopwatch.StartNew();
 
-        Assert.False(subscription.TryEnqueue(new Delivery<string>("b", 2)));
+        Assert.False(subscription.TryEnqueue(new Delivery<string>("b", 0, 2)));
 
         // Cut off at once (the handler stops writing and ends the stream ABORTED), but a write in flight keeps its
         // chance to finish until the grace is over.
@@ -64,14 +64,14 @@ public sealed class SubscriptionTests
     public async Task Completed_WithEventsQueued_IsNoOverflow_AndTheReaderDrainsThem()
     {
         var subscription = new Subscription<string>("alice", capacity: 4);
-        subscription.TryEnqueue(new Delivery<string>("a", 1));
-        subscription.TryEnqueue(new Delivery<string>("b", 2));
+        subscription.TryEnqueue(new Delivery<string>("a", 0, 1));
+        subscription.TryEnqueue(new Delivery<string>("b", 0, 2));
 
         subscription.Complete();
 
         // The dispatch loop may still hand it events until the handler removes it: they are not queued, and the
         // stream must not be cut as overflowed (that reset the client's stream with CANCEL).
-        Assert.True(subscription.TryEnqueue(new Delivery<string>("c", 3)));
+        Assert.True(subscription.TryEnqueue(new Delivery<string>("c", 0, 3)));
         Assert.False(subscription.Overflowed);
         Assert.False(subscription.Token.IsCancellationRequested);
 
@@ -93,14 +93,14 @@ public sealed class SubscriptionTests
         for (var round = 0; round < 2_000; round++)
         {
             var subscription = new Subscription<string>("alice", capacity: 8);
-            subscription.TryEnqueue(new Delivery<string>("queued", 0));
+            subscription.TryEnqueue(new Delivery<string>("queued", 0, 0));
             using var start = new Barrier(2);
             var dispatch = Task.Run(() =>
             {
                 start.SignalAndWait();
                 for (var i = 1; i < 8; i++)
                 {
-                    subscription.TryEnqueue(new Delivery<string>("live", i));
+                    subscription.TryEnqueue(new Delivery<string>("live", 0, i));
                 }
             });
             var complete = Task.Run(() =>
