@@ -27,6 +27,7 @@ public sealed class ProcessorMetrics : IDisposable
     private long _groupLag = -1;
     private readonly Histogram<double> _fanOutDuration;
     private readonly Histogram<double> _commitDuration;
+    private readonly Histogram<double> _transactionSpan;
 
     public ProcessorMetrics(IMeterFactory? meterFactory = null)
     {
@@ -52,6 +53,12 @@ public sealed class ProcessorMetrics : IDisposable
             "Time a stream thread spent in one exactly-once commit (producer flushed, offsets sent to the transaction, transaction committed), blocked; output is visible downstream only after it",
             tags: null,
             new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] });
+        _transactionSpan = _meter.CreateHistogram(
+            "feed.processor.transaction.span",
+            "s",
+            "Per exactly-once transaction, from its first record sent to its commit: the longest any of its records waited to become visible to read_committed consumers (on a real broker; the embedded broker shows records before their commit)",
+            tags: null,
+            new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.005, 0.01, 0.02, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.5, 1, 2.5, 5, 10, 30] });
     }
 
     public long PostsIn => Volatile.Read(ref _postsIn);
@@ -77,6 +84,8 @@ public sealed class ProcessorMetrics : IDisposable
     public TimeSpan LongestFanOut => TimeSpan.FromTicks(Volatile.Read(ref _largestFanOutTicks));
 
     public void TransactionCommitted(TimeSpan elapsed) => _commitDuration.Record(elapsed.TotalSeconds);
+
+    public void TransactionSpanned(TimeSpan firstRecordToCommit) => _transactionSpan.Record(firstRecordToCommit.TotalSeconds);
 
     public void FanOutCompleted(TimeSpan elapsed)
     {

@@ -8,7 +8,9 @@ namespace Pipeline.Processor;
 /// that starts it (every record sent must be acknowledged), through the consumed offsets sent to the transaction,
 /// to the transaction's commit, all synchronous on the stream thread: under exactly-once an update becomes visible
 /// only at a commit, on each of the topology's two hops, so this is the first thing to read when post → edge
-/// latency grows (<c>feed_processor_transaction_commit_duration_seconds</c>).
+/// latency grows (<c>feed_processor_transaction_commit_duration_seconds</c>). With it, each transaction's span, from
+/// its first record sent to its commit (<c>feed_processor_transaction_span_seconds</c>): how long a read_committed
+/// consumer could not see that record.
 /// </summary>
 /// <remarks>
 /// It also flushes less. Streamiz flushes the producer once per task on every commit (12 tasks here), and each
@@ -27,6 +29,9 @@ namespace Pipeline.Processor;
 public sealed class StreamThreadProducer(IProducer<byte[], byte[]> inner, ProcessorMetrics metrics) : IProducer<byte[], byte[]>
 {
     private long _commitStarted;
+
+    /// <summary>When the open transaction's first record was sent (0: none yet).</summary>
+    private long _firstSent;
     private long _producedSinceFlush;
     private bool _inTransaction;
 
@@ -40,25 +45,25 @@ public sealed class StreamThreadProducer(IProducer<byte[], byte[]> inner, Proces
 
     public Task<DeliveryResult<byte[], byte[]>> ProduceAsync(string topic, Message<byte[], byte[]> message, CancellationToken cancellationToken = default)
     {
-        Interlocked.Increment(ref _producedSinceFlush);
+        Produced();
         return inner.ProduceAsync(topic, message, cancellationToken);
     }
 
     public Task<DeliveryResult<byte[], byte[]>> ProduceAsync(TopicPartition topicPartition, Message<byte[], byte[]> message, CancellationToken cancellationToken = default)
     {
-        Interlocked.Increment(ref _producedSinceFlush);
+        Produced();
         return inner.ProduceAsync(topicPartition, message, cancellationToken);
     }
 
     public void Produce(string topic, Message<byte[], byte[]> message, Action<DeliveryReport<byte[], byte[]>>? deliveryHandler = null)
     {
-        Interlocked.Increment(ref _producedSinceFlush);
+        Produced();
         inner.Produce(topic, message, deliveryHandler);
     }
 
     public void Produce(TopicPartition topicPartition, Message<byte[], byte[]> message, Action<DeliveryReport<byte[], byte[]>>? deliveryHandler = null)
     {
-        Interlocked.Increment(ref _producedSinceFlush);
+        Produced();
         inner.Produce(topicPartition, message, deliveryHandler);
     }
 
@@ -146,8 +151,23 @@ public sealed class StreamThreadProducer(IProducer<byte[], byte[]> inner, Proces
 
     private void Committed(long started)
     {
-        metrics.TransactionCommitted(Stopwatch.GetElapsedTime(started));
+        var now = Stopwatch.GetTimestamp();
+        metrics.TransactionCommitted(Stopwatch.GetElapsedTime(started, now));
+        if (_firstSent != 0)
+        {
+            metrics.TransactionSpanned(Stopwatch.GetElapsedTime(_firstSent, now));
+        }
+
         Ended();
+    }
+
+    private void Produced()
+    {
+        Interlocked.Increment(ref _producedSinceFlush);
+        if (_inTransaction && _firstSent == 0)
+        {
+            _firstSent = Stopwatch.GetTimestamp();
+        }
     }
 
     /// <summary>
@@ -157,6 +177,7 @@ public sealed class StreamThreadProducer(IProducer<byte[], byte[]> inner, Proces
     private void Ended()
     {
         _commitStarted = 0;
+        _firstSent = 0;
         _inTransaction = false;
         Interlocked.Exchange(ref _producedSinceFlush, 0);
     }

@@ -17,7 +17,8 @@ public sealed record LatencyResult(
     double EdgeApplyP50Ms = double.NaN, double EdgeApplyP99Ms = double.NaN,
     double CommitP50Ms = double.NaN, double CommitP99Ms = double.NaN, double CommitsPerSecond = double.NaN,
     double EdgeWriteP50Ms = double.NaN, double EdgeWriteP99Ms = double.NaN,
-    GcWindow? EdgeGc = null);
+    GcWindow? EdgeGc = null,
+    double SpanP50Ms = double.NaN, double SpanP99Ms = double.NaN);
 
 /// <summary>A process's garbage collections over a window, from its runtime meters: counts by generation and pause time.</summary>
 public sealed record GcWindow(double Gen0, double Gen1, double Gen2, double PauseMs, double AllocatedMiB)
@@ -64,6 +65,9 @@ public static class Scenarios
     /// <summary>The processor's histogram of exactly-once commits (offsets sent → transaction committed).</summary>
     private const string CommitDuration = "feed_processor_transaction_commit_duration_seconds";
 
+    /// <summary>The processor's histogram of transaction spans (first record sent → commit).</summary>
+    private const string TransactionSpan = "feed_processor_transaction_span_seconds";
+
     /// <summary>Extra processor settings for every scenario (e.g. Processor__Guarantee=AtLeastOnce), from the command line.</summary>
     public static Dictionary<string, string> ProcessorSettings { get; } = [];
 
@@ -94,6 +98,7 @@ public static class Scenarios
         var ageBefore = await PipelineProcesses.ScrapeBucketsAsync(http, edgeMetrics, UpdateAge, cancellationToken);
         var writesBefore = await PipelineProcesses.ScrapeBucketsAsync(http, edgeMetrics, WriteDelay, cancellationToken);
         var commitsBefore = await PipelineProcesses.ScrapeBucketsAsync(http, processorMetrics, CommitDuration, cancellationToken);
+        var spansBefore = await PipelineProcesses.ScrapeBucketsAsync(http, processorMetrics, TransactionSpan, cancellationToken);
         var cpu = CpuSnapshot.Take(broker, processor, edge);
         var inBefore = await PipelineProcesses.ScrapeAsync(http, processorMetrics, "feed_processor_posts_in_total", cancellationToken);
         var outBefore = await PipelineProcesses.ScrapeAsync(http, processorMetrics, "feed_processor_feed_updates_out_total", cancellationToken);
@@ -113,6 +118,7 @@ public static class Scenarios
         var age = BucketHistogram.Delta(ageBefore, await PipelineProcesses.ScrapeBucketsAsync(http, edgeMetrics, UpdateAge, cancellationToken));
         var writes = BucketHistogram.Delta(writesBefore, await PipelineProcesses.ScrapeBucketsAsync(http, edgeMetrics, WriteDelay, cancellationToken));
         var commits = BucketHistogram.Delta(commitsBefore, await PipelineProcesses.ScrapeBucketsAsync(http, processorMetrics, CommitDuration, cancellationToken));
+        var spans = BucketHistogram.Delta(spansBefore, await PipelineProcesses.ScrapeBucketsAsync(http, processorMetrics, TransactionSpan, cancellationToken));
         var h = fleet.Latency;
         return new LatencyResult(
             subscribers, fanOut, postsPerSecond, duration.TotalSeconds, perConnection,
@@ -123,7 +129,8 @@ public static class Scenarios
             [.. new[] { 10.0, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.99, 100 }.Select(p => h.GetValueAtPercentile(p))],
             BucketHistogram.Quantile(age, 0.50) * 1000, BucketHistogram.Quantile(age, 0.99) * 1000,
             BucketHistogram.Quantile(commits, 0.50) * 1000, BucketHistogram.Quantile(commits, 0.99) * 1000, (commits.Count == 0 ? 0 : commits[^1].Count) / window,
-            BucketHistogram.Quantile(writes, 0.50) * 1000, BucketHistogram.Quantile(writes, 0.99) * 1000);
+            BucketHistogram.Quantile(writes, 0.50) * 1000, BucketHistogram.Quantile(writes, 0.99) * 1000,
+            SpanP50Ms: BucketHistogram.Quantile(spans, 0.50) * 1000, SpanP99Ms: BucketHistogram.Quantile(spans, 0.99) * 1000);
     }
 
     /// <summary>

@@ -73,6 +73,9 @@ public sealed class MetricsTests
 
         // Under exactly-once the update became visible at a transaction commit, which the processor timed.
         Assert.True(PipelineProcesses.Value(text, "feed_processor_transaction_commit_duration_seconds_count") > 0, "no transaction commit was timed");
+
+        // ... and the transaction that carried it spanned from its first record to that commit.
+        Assert.True(PipelineProcesses.Value(text, "feed_processor_transaction_span_seconds_count") > 0, "no transaction span was timed");
     }
 
     private static async Task<(double Count, double Sum, string Text)> UpdateAgeAsync(HttpClient http, CancellationToken cancellationToken)

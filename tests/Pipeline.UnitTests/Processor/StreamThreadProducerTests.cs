@@ -60,6 +60,43 @@ public sealed class StreamThreadProducerTests
     }
 
     [Fact]
+    public void ATransactionsSpan_RunsFromItsFirstRecordToItsCommit_AndOnlyTransactionsWithRecordsHaveOne()
+    {
+        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        var meters = services.GetRequiredService<IMeterFactory>();
+        using var metrics = new ProcessorMetrics(meters);
+        using var spans = new MetricCollector<double>(meters, ProcessorMetrics.MeterName, "feed.processor.transaction.span");
+        using var producer = new StreamThreadProducer(SlowTransactions.Create(), metrics);
+
+        // Offsets only (an idle commit): no record waited, no span.
+        producer.BeginTransaction();
+        producer.SendOffsetsToTransaction([], null!, TimeSpan.FromSeconds(1));
+        producer.CommitTransaction();
+        Assert.Empty(spans.GetMeasurementSnapshot());
+
+        // From the first record, not from the transaction's start 2 s before it: the 50 ms after it and the 30 ms
+        // commit (the upper bound leaves the machine 1.9 s of stalls before it could mistake one for the other).
+        producer.BeginTransaction();
+        Thread.Sleep(2000);
+        producer.Produce("feed.updates", new Message<byte[], byte[]> { Key = [1], Value = [2] });
+        Thread.Sleep(50);
+        producer.Produce("feed.updates", new Message<byte[], byte[]> { Key = [3], Value = [4] });
+        producer.CommitTransaction();
+        Assert.InRange(Assert.Single(spans.GetMeasurementSnapshot()).Value, 0.08, 1.99);
+
+        // An aborted transaction's records never become visible: the next span starts at the next one's first record.
+        producer.BeginTransaction();
+        producer.Produce("feed.updates", new Message<byte[], byte[]> { Key = [5], Value = [6] });
+        producer.AbortTransaction();
+        Thread.Sleep(2000);
+        producer.BeginTransaction();
+        producer.Produce("feed.updates", new Message<byte[], byte[]> { Key = [7], Value = [8] });
+        producer.CommitTransaction();
+        Assert.Equal(2, spans.GetMeasurementSnapshot().Count);
+        Assert.InRange(spans.GetMeasurementSnapshot()[^1].Value, 0.03, 1.99);
+    }
+
+    [Fact]
     public void StreamizBuildsItsProducersThroughTheTimingWrapper()
     {
         var metrics = new ProcessorMetrics();
