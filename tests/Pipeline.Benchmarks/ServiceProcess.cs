@@ -45,9 +45,6 @@ public sealed class ServiceProcess : IAsyncDisposable
     {
         var settings = new Dictionary<string, string>(environment);
         settings.TryAdd("DOTNET_gcServer", "0");
-
-        // Our services stop by themselves if this process dies without stopping them (a SIGKILLed test host).
-        settings[Pipeline.Kafka.Hosting.ParentProcessWatch.Variable] = "1";
         var path = AssemblyPath(assembly, PublishedDirectory);
         if (PublishedDirectory is not null)
         {
@@ -77,7 +74,11 @@ public sealed class ServiceProcess : IAsyncDisposable
         return Path.Combine(AppContext.BaseDirectory, assembly);
     }
 
-    /// <summary>Starts any program (e.g. <c>node</c> for the Socket.IO peer) the same way.</summary>
+    /// <summary>
+    /// Starts any program (e.g. <c>node</c> for the Socket.IO peer) the same way. Every one is asked to stop by
+    /// itself if this process dies without stopping it (a SIGKILLed test host): our services through
+    /// <see cref="Pipeline.Kafka.Hosting.ParentProcessWatch"/>, the peer's Node processes through <c>parent-watch.js</c>.
+    /// </summary>
     public static ServiceProcess StartProgram(string name, string fileName, string arguments, string workingDirectory, IReadOnlyDictionary<string, string> environment, bool control = false)
     {
         Directory.CreateDirectory(workingDirectory);
@@ -94,6 +95,7 @@ public sealed class ServiceProcess : IAsyncDisposable
             start.Environment[key] = value;
         }
 
+        start.Environment[Pipeline.Kafka.Hosting.ParentProcessWatch.Variable] = "1";
         var process = Process.Start(start) ?? throw new InvalidOperationException($"could not start {name}");
         Running[process.Id] = process;
         var service = new ServiceProcess(name, process);

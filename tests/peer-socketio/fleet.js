@@ -18,6 +18,7 @@ const readline = require('node:readline');
 const { parseArgs } = require('node:util');
 const { performance } = require('node:perf_hooks');
 const hdr = require('hdr-histogram-js');
+const watchParent = require('./parent-watch');
 
 const commonOptions = {
   users: { type: 'string', default: '1000' },
@@ -46,6 +47,7 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
  * `subscriber.error(text)`, `subscriber.reconnected()`, `subscriber.connectError(text)`.
  */
 function runFleet(transport) {
+  watchParent();
   const { values: args } = parseArgs({ options: { ...commonOptions, ...transport.options } });
   const users = Number(args.users);
   const first = Number(args.first);

@@ -15,6 +15,7 @@ const { randomUUID } = require('node:crypto');
 const { Kafka, logLevel } = require('kafkajs');
 const { Server } = require('socket.io');
 const { decodeFeedUpdate } = require('./feed-update');
+require('./parent-watch')();
 
 const { values: args } = parseArgs({
   options: {
