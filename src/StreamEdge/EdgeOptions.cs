@@ -50,7 +50,10 @@ public sealed class EdgeOptions
     [Range(0, 100_000)]
     public int MaxSnapshotSize { get; set; } = 100;
 
-    /// <summary>Updates kept per user for resuming from a cursor; an older cursor gets a reset and a fresh snapshot.</summary>
+    /// <summary>
+    /// Updates kept per user for resuming from a cursor; an older cursor gets a reset and a fresh snapshot. At least
+    /// this many: trims run in chunks of an eighth of it (at most 64), so up to that many older ones may still replay.
+    /// </summary>
     [Range(1, 1_000_000)]
     public int ResumeWindow { get; set; } = 1000;
 

@@ -38,6 +38,13 @@ public sealed class FeedReplica : IDisposable
     private readonly int _feedSize;
     private readonly int _resumeWindow;
 
+    // The log of a user at the resume window is trimmed in chunks: it keeps up to a chunk − 1 updates more than the
+    // window until the next trim, which removes a whole chunk with one iterator (each trim's seek, a fresh iterator
+    // over the memtables and every level, was half of an apply at the caps). The feed itself is trimmed exactly,
+    // one entry per add past the cap, as the processor does: an entry the processor dropped may be added again
+    // (a re-follow's backfill), and the replica must then take it as new rather than as one it still holds.
+    private readonly int _logTrimChunk;
+
     // Apply's scratch space. Only the dispatch thread applies, so one batch, two key buffers, one value buffer and
     // one entry message serve every update: at 10,000 subscribers each collection stops the edge for tens of
     // milliseconds, and the replica's keys, values and batches were over half of what the dispatch path allocated.
@@ -61,6 +68,7 @@ public sealed class FeedReplica : IDisposable
         var edge = options.Value;
         _feedSize = edge.FeedSize;
         _resumeWindow = edge.ResumeWindow;
+        _logTrimChunk = LogTrimChunk(_resumeWindow);
         Directory.CreateDirectory(edge.StateDir);
 
         // An apply's gets and puts are mostly skiplist searches of the memtable. Whole-key bloom filters, in the
@@ -141,12 +149,12 @@ public sealed class FeedReplica : IDisposable
                 batch.Put(Compose(ref _key, "e/", user, offset: offset), Serialize(_entry), null);
                 batch.Put(heldKey, Long(offset, number), null);
                 meta = meta with { Entries = meta.Entries + 1 };
-                if (meta.Entries > _feedSize && FirstInRange($"e/{user}/", EntryKey(user, meta.EntryFloor)) is { } oldest)
+                if (meta.Entries > _feedSize && Oldest($"e/{user}/", EntryKey(user, meta.EntryFloor), 1, withValues: true) is [var (oldestKey, oldestValue)])
                 {
-                    var oldestEntry = FeedEntry.Parser.ParseFrom(oldest.Value);
-                    batch.Delete(oldest.Key, null);
+                    var oldestEntry = FeedEntry.Parser.ParseFrom(oldestValue);
+                    batch.Delete(oldestKey, null);
                     batch.Delete(Compose(ref _key, "x/", user, oldestEntry.Post.AuthorId, oldestEntry.Post.PostId), null);
-                    meta = meta with { Entries = meta.Entries - 1, EntryFloor = OffsetOf(oldest.Key) + 1 };
+                    meta = meta with { Entries = meta.Entries - 1, EntryFloor = OffsetOf(oldestKey) + 1 };
                 }
             }
             else if (update.Kind == FeedUpdateKind.Removed && ReadLong(heldKey, null) is { } heldAt)
@@ -158,10 +166,19 @@ public sealed class FeedReplica : IDisposable
 
             batch.Put(Compose(ref _key, "l/", user, offset: offset), Serialize(loggedEvent), null);
             meta = meta with { Logged = meta.Logged + 1 };
-            if (meta.Logged > _resumeWindow && FirstInRange($"l/{user}/", LogKey(user, meta.TrimmedThrough + 1)) is { } oldestLogged)
+            if (meta.Logged >= _resumeWindow + _logTrimChunk)
             {
-                batch.Delete(oldestLogged.Key, null);
-                meta = meta with { Logged = meta.Logged - 1, TrimmedThrough = OffsetOf(oldestLogged.Key) };
+                // The oldest in the store: the update just staged is in the batch, not yet in the store.
+                var oldest = Oldest($"l/{user}/", LogKey(user, meta.TrimmedThrough + 1), meta.Logged - _resumeWindow, withValues: false);
+                foreach (var (key, _) in oldest)
+                {
+                    batch.Delete(key, null);
+                }
+
+                if (oldest.Count > 0)
+                {
+                    meta = meta with { Logged = meta.Logged - oldest.Count, TrimmedThrough = OffsetOf(oldest[^1].Key) };
+                }
             }
 
             meta.WriteTo(number);
@@ -400,17 +417,29 @@ public sealed class FeedReplica : IDisposable
     }
 
     /// <summary>
-    /// The first key of <paramref name="prefix"/> at or after <paramref name="from"/>. Trimming seeks from where
-    /// the previous trim stopped rather than from the start of the user's range, which is paved with the deletion
-    /// markers of every earlier trim until RocksDB compacts them (seeking over them made each trim slower than the last).
+    /// Up to <paramref name="count"/> stored keys of <paramref name="prefix"/> from <paramref name="from"/> on, oldest
+    /// first (with their values when asked), for one trim. Trimming seeks from where the previous trim stopped rather
+    /// than from the start of the user's range, which is paved with the deletion markers of every earlier trim until
+    /// RocksDB compacts them (seeking over them made each trim slower than the last).
     /// </summary>
-    private (byte[] Key, byte[] Value)? FirstInRange(string prefix, byte[] from)
+    private List<(byte[] Key, byte[]? Value)> Oldest(string prefix, byte[] from, int count, bool withValues)
     {
+        var oldest = new List<(byte[] Key, byte[]? Value)>(count);
         using var iterator = _db.NewIterator(null, null);
         var prefixBytes = Key(prefix);
-        iterator.Seek(from);
-        return iterator.Valid() && StartsWith(iterator.Key(), prefixBytes) ? (iterator.Key(), iterator.Value()) : null;
+        for (iterator.Seek(from); oldest.Count < count && iterator.Valid() && StartsWith(iterator.Key(), prefixBytes); iterator.Next())
+        {
+            oldest.Add((iterator.Key(), withValues ? iterator.Value() : null));
+        }
+
+        return oldest;
     }
+
+    /// <summary>
+    /// How many logged updates one trim removes: an eighth of the resume window, at least 1 and at most 64. A user's
+    /// log holds between the window and the window plus this less one.
+    /// </summary>
+    public static int LogTrimChunk(int resumeWindow) => Math.Clamp(resumeWindow / 8, 1, 64);
 
     private static byte[] EntryKey(string user, long offset) => Key($"e/{user}/{offset.ToString("D19", CultureInfo.InvariantCulture)}");
 

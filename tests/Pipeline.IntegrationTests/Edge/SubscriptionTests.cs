@@ -223,7 +223,9 @@ public sealed class SubscriptionTests
         await _pipeline.FollowAsync(follower, author, timeout.Token);
         var stale = await CurrentCursorAsync(follower, timeout.Token);
         var published = new List<string>();
-        for (var i = 0; i < PipelineFixture.ResumeWindow + 5; i++)
+
+        // The edge keeps at least the window and trims the log a chunk at a time: this many updates pass a trim.
+        for (var i = 0; i < PipelineFixture.ResumeWindow + FeedReplica.LogTrimChunk(PipelineFixture.ResumeWindow) + 5; i++)
         {
             published.Add(await PublishAsync(author, $"post {i}", timeout.Token));
         }

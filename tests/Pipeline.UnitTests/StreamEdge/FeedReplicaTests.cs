@@ -186,6 +186,38 @@ public sealed class FeedReplicaTests : IDisposable
         Assert.All(Enumerable.Range(0, 10), u => Assert.Equal([$"p{u + 10}", $"p{u + 20}"], wide.ReadSnapshot($"u{u}", 100).Entries.Select(e => e.Post.PostId)));
     }
 
+    /// <summary>
+    /// A resume window of 16 is trimmed 2 updates at a time: a cursor replays exactly while its updates are kept and is
+    /// reset once a trim passed it. The feed (16 entries) is trimmed exactly, one entry per add past the cap, as the
+    /// processor trims it: a post pushed out and then added again is a new entry.
+    /// </summary>
+    [Fact]
+    public void TheLogIsTrimmedInChunks_TheFeedExactly()
+    {
+        using var chunked = new FeedReplica(Options.Create(new EdgeOptions { StateDir = Path.Combine(_stateDir, "chunked"), FeedSize = 16, ResumeWindow = 16 }));
+        void Add(long offset, string post) => chunked.Apply(0, offset, Added("ann", post), ToEvent(Added("ann", post)));
+        string[] Feed() => [.. chunked.ReadSnapshot("ann", 100).Entries.Select(e => e.Post.PostId)];
+
+        for (var offset = 0; offset < 17; offset++)
+        {
+            Add(offset, $"p{offset}");
+        }
+
+        // 17 updates logged and none trimmed yet (the 18th triggers it): even a cursor from before the first replays.
+        Assert.Equal(Enumerable.Range(1, 16).Select(i => $"p{i}"), Feed());
+        Assert.Equal(17, chunked.ReadAfter("ann", FeedCursor.BeforeFirst).Updates.Count);
+
+        // The 18th trims offsets 0 and 1 from the log.
+        Add(17, "p17");
+        Assert.Equal(Enumerable.Range(2, 16).Select(i => $"p{i}"), Feed());
+        Assert.NotNull(chunked.ReadAfter("ann", FeedCursor.At(0, 0)).ResetReason);
+        Assert.Equal(Enumerable.Range(2, 16).Select(i => (long)i), chunked.ReadAfter("ann", FeedCursor.At(0, 1)).Updates.Select(u => u.Offset));
+
+        // p1 was pushed out of the feed with its held marker: added again, it is the newest entry.
+        Add(18, "p1");
+        Assert.Equal(Enumerable.Range(3, 15).Select(i => $"p{i}").Append("p1"), Feed());
+    }
+
     public void Dispose()
     {
         _replica.Dispose();
