@@ -45,9 +45,10 @@ public sealed class FeedReplica : IDisposable
     // (a re-follow's backfill), and the replica must then take it as new rather than as one it still holds.
     private readonly int _logTrimChunk;
 
-    // Apply's scratch space. Only the dispatch thread applies, so one batch, two key buffers, one value buffer and
-    // one entry message serve every update: at 10,000 subscribers each collection stops the edge for tens of
-    // milliseconds, and the replica's keys, values and batches were over half of what the dispatch path allocated.
+    // Apply's scratch space. Only the dispatch thread applies, so one batch, two key buffers, one value buffer, one
+    // trim list and one entry message serve every update: at 10,000 subscribers each collection stops the edge for
+    // tens of milliseconds, and the replica's keys, values and batches were over half of what the dispatch path
+    // allocated.
     private readonly WriteBatch _batch = new();
     private readonly FeedEntry _entry = new();
     private readonly HashSet<int> _startRecorded = [];
@@ -62,6 +63,7 @@ public sealed class FeedReplica : IDisposable
     private byte[] _heldKey = new byte[256];
     private byte[] _key = new byte[256];
     private byte[] _value = new byte[1024];
+    private readonly List<(byte[] Key, byte[]? Value)> _oldest = [];
 
     public FeedReplica(IOptions<EdgeOptions> options)
     {
@@ -418,13 +420,15 @@ public sealed class FeedReplica : IDisposable
 
     /// <summary>
     /// Up to <paramref name="count"/> stored keys of <paramref name="prefix"/> from <paramref name="from"/> on, oldest
-    /// first (with their values when asked), for one trim. Trimming seeks from where the previous trim stopped rather
-    /// than from the start of the user's range, which is paved with the deletion markers of every earlier trim until
-    /// RocksDB compacts them (seeking over them made each trim slower than the last).
+    /// first (with their values when asked), for one trim, in the replica's scratch list (valid until the next call).
+    /// Trimming seeks from where the previous trim stopped rather than from the start of the user's range, which is
+    /// paved with the deletion markers of every earlier trim until RocksDB compacts them (seeking over them made each
+    /// trim slower than the last).
     /// </summary>
     private List<(byte[] Key, byte[]? Value)> Oldest(string prefix, byte[] from, int count, bool withValues)
     {
-        var oldest = new List<(byte[] Key, byte[]? Value)>(count);
+        var oldest = _oldest;
+        oldest.Clear();
         using var iterator = _db.NewIterator(null, null);
         var prefixBytes = Key(prefix);
         for (iterator.Seek(from); oldest.Count < count && iterator.Valid() && StartsWith(iterator.Key(), prefixBytes); iterator.Next())
