@@ -66,7 +66,8 @@ public class FeedReplicaBenchmarks
 
     /// <summary>
     /// An added post for one user at the cap and the resume window: each apply also finds and deletes the oldest
-    /// entry and the oldest logged update (two iterator seeks).
+    /// entry (a get at the feed's floor) and, one chunk in every <see cref="FeedReplica.LogTrimChunk"/> applies, the
+    /// oldest logged updates (an iterator seek).
     /// </summary>
     [Benchmark]
     public long ApplyToFullFeed()

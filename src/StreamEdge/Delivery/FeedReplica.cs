@@ -3,6 +3,8 @@ using System.Globalization;
 using System.Text;
 using Feed.V1;
 using Google.Protobuf;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using RocksDbSharp;
 
@@ -17,8 +19,10 @@ namespace Pipeline.StreamEdge.Delivery;
 /// <remarks>
 /// Keys (ids never contain '/'; '0' sorts right after '/', so "{prefix}/{user}/" … "{prefix}/{user}0" is one user):
 /// <c>o/{partition}</c> next offset · <c>s/{partition}</c> first offset this replica consumed ·
-/// <c>m/{user}</c> meta · <c>e/{user}/{offset}</c> feed entry · <c>x/{user}/{author}/{post}</c> offset of that entry ·
-/// <c>l/{user}/{offset}</c> logged update. Offsets are zero-padded so byte order is numeric order.
+/// <c>m/{user}</c> meta · <c>e/{user}/{sequence}</c> feed entry · <c>x/{user}/{author}/{post}</c> sequence of that entry ·
+/// <c>l/{user}/{offset}</c> logged update · <c>v</c> format version. A user's entries are numbered by a sequence of
+/// their own (one per added entry, in the meta), so the oldest entry is found by a get at the feed's floor rather
+/// than by an iterator seek. Offsets and sequences are zero-padded so byte order is numeric order.
 /// Only the dispatch thread writes; readers use RocksDB snapshots, so a subscriber always sees a consistent
 /// (meta, entries, offset) triple.
 /// </remarks>
@@ -65,13 +69,22 @@ public sealed class FeedReplica : IDisposable
     private byte[] _value = new byte[1024];
     private readonly List<(byte[] Key, byte[]? Value)> _oldest = [];
 
-    public FeedReplica(IOptions<EdgeOptions> options)
+    /// <summary>
+    /// The layout this edge writes. A replica written in another layout is deleted and rebuilt from feed.updates
+    /// (as a lost one is): cursors stay valid while feed.updates still holds the updates after them.
+    /// </summary>
+    public const int FormatVersion = 2;
+
+    private static readonly byte[] VersionKey = Key("v");
+
+    public FeedReplica(IOptions<EdgeOptions> options, ILogger<FeedReplica>? logger = null)
     {
         var edge = options.Value;
         _feedSize = edge.FeedSize;
         _resumeWindow = edge.ResumeWindow;
         _logTrimChunk = LogTrimChunk(_resumeWindow);
         Directory.CreateDirectory(edge.StateDir);
+        var path = Path.Combine(edge.StateDir, "feed-replica");
 
         // An apply's gets and puts are mostly skiplist searches of the memtable. Whole-key bloom filters, in the
         // memtable (2 % of its size) and in the table files, answer a get of an absent key without the search, and
@@ -81,7 +94,32 @@ public sealed class FeedReplica : IDisposable
         var table = new BlockBasedTableOptions();
         table.SetFilterPolicy(BloomFilterPolicy.Create());
         dbOptions.SetBlockBasedTableFactory(table);
-        _db = RocksDb.Open(dbOptions, Path.Combine(edge.StateDir, "feed-replica"));
+        _db = RocksDb.Open(dbOptions, path);
+        if (StoredFormat() is { } stored && stored != FormatVersion)
+        {
+            (logger ?? (ILogger)NullLogger.Instance).LogWarning(
+                "The feed replica at {Path} is in format {Stored}; this edge writes format {Current}. Deleting it to rebuild it from feed.updates: the edge reports ready once it has caught up.",
+                path, stored, FormatVersion);
+            _db.Dispose();
+            Directory.Delete(path, recursive: true);
+            _db = RocksDb.Open(dbOptions, path);
+        }
+
+        Span<byte> version = stackalloc byte[8];
+        _db.Put(VersionKey, Long(FormatVersion, version));
+    }
+
+    /// <summary>The stored layout: null for an empty replica, 1 for one written before the version was recorded.</summary>
+    private long? StoredFormat()
+    {
+        if (ReadLong(VersionKey, null) is { } version)
+        {
+            return version;
+        }
+
+        using var any = _db.NewIterator();
+        any.SeekToFirst();
+        return any.Valid() ? 1 : null;
     }
 
     /// <summary>Where to continue consuming <paramref name="partition"/>, or null for a replica that never saw it.</summary>
@@ -131,7 +169,7 @@ public sealed class FeedReplica : IDisposable
         try
         {
             var user = update.RecipientId;
-            var meta = ReadMetaRaw(user, null) ?? new UserMeta(partition, 0, 0, -1, 0);
+            var meta = ReadMetaRaw(user, null) ?? new UserMeta(partition, 0, 0, -1, 0, 0);
             var batch = _batch;
             Span<byte> number = stackalloc byte[UserMeta.Size];
             if (!_startRecorded.Contains(partition) && !_startStaged.Contains(partition) && ReadLong(StartKey(partition), null) is null)
@@ -148,25 +186,22 @@ public sealed class FeedReplica : IDisposable
                 _entry.Cause = update.Cause;
                 _entry.FromSnapshot = true;
                 _entry.SourceOccurredAtMs = update.SourceOccurredAtMs;
-                batch.Put(Compose(ref _key, "e/", user, offset: offset), Serialize(_entry), null);
-                batch.Put(heldKey, Long(offset, number), null);
-                meta = meta with { Entries = meta.Entries + 1 };
-                if (meta.Entries > _feedSize && Oldest($"e/{user}/", EntryKey(user, meta.EntryFloor), 1, withValues: true) is [var (oldestKey, oldestValue)])
+                batch.Put(Compose(ref _key, "e/", user, number: meta.NextEntry), Serialize(_entry), null);
+                batch.Put(heldKey, Long(meta.NextEntry, number), null);
+                meta = meta with { Entries = meta.Entries + 1, NextEntry = meta.NextEntry + 1 };
+                if (meta.Entries > _feedSize)
                 {
-                    var oldestEntry = FeedEntry.Parser.ParseFrom(oldestValue);
-                    batch.Delete(oldestKey, null);
-                    batch.Delete(Compose(ref _key, "x/", user, oldestEntry.Post.AuthorId, oldestEntry.Post.PostId), null);
-                    meta = meta with { Entries = meta.Entries - 1, EntryFloor = OffsetOf(oldestKey) + 1 };
+                    meta = DropOldestEntry(user, meta);
                 }
             }
             else if (update.Kind == FeedUpdateKind.Removed && ReadLong(heldKey, null) is { } heldAt)
             {
-                batch.Delete(Compose(ref _key, "e/", user, offset: heldAt), null);
+                batch.Delete(Compose(ref _key, "e/", user, number: heldAt), null);
                 batch.Delete(heldKey, null);
                 meta = meta with { Entries = meta.Entries - 1 };
             }
 
-            batch.Put(Compose(ref _key, "l/", user, offset: offset), Serialize(loggedEvent), null);
+            batch.Put(Compose(ref _key, "l/", user, number: offset), Serialize(loggedEvent), null);
             meta = meta with { Logged = meta.Logged + 1 };
             if (meta.Logged >= _resumeWindow + _logTrimChunk)
             {
@@ -191,6 +226,30 @@ public sealed class FeedReplica : IDisposable
         {
             _handle.ExitReadLock();
         }
+    }
+
+    /// <summary>
+    /// Stages the deletion of the user's oldest entry (and its held key). The oldest is the entry at the floor unless
+    /// a removal left a hole there; then it is the first one after it, found by a seek (removals are rare).
+    /// </summary>
+    /// <remarks>The new entry is staged, not stored: the user holds at least one stored entry past the cap.</remarks>
+    private UserMeta DropOldestEntry(string user, UserMeta meta)
+    {
+        var sequence = meta.EntryFloor;
+        var oldest = _db.Get(Compose(ref _key, "e/", user, number: sequence), EntryReader.Instance);
+        if (oldest is null && Oldest($"e/{user}/", EntryKey(user, sequence), 1, withValues: true) is [var (key, value)])
+        {
+            (sequence, oldest) = (OffsetOf(key), FeedEntry.Parser.ParseFrom(value));
+        }
+
+        if (oldest is null)
+        {
+            return meta;
+        }
+
+        _batch.Delete(Compose(ref _key, "e/", user, number: sequence), null);
+        _batch.Delete(Compose(ref _key, "x/", user, oldest.Post.AuthorId, oldest.Post.PostId), null);
+        return meta with { Entries = meta.Entries - 1, EntryFloor = sequence + 1 };
     }
 
     /// <summary>
@@ -358,10 +417,10 @@ public sealed class FeedReplica : IDisposable
     private long? ReadLong(ReadOnlySpan<byte> key, ReadOptions? read) => _db.Get(key, LongReader.Instance, null, read);
 
     /// <summary>
-    /// "{prefix}{first}[/{second}[/{third}]][/{offset:D19}]" as UTF-8 in <paramref name="buffer"/> (grown when
+    /// "{prefix}{first}[/{second}[/{third}]][/{number:D19}]" as UTF-8 in <paramref name="buffer"/> (grown when
     /// needed); valid until the buffer's next use.
     /// </summary>
-    private static ReadOnlySpan<byte> Compose(ref byte[] buffer, string prefix, string first, string? second = null, string? third = null, long offset = -1)
+    private static ReadOnlySpan<byte> Compose(ref byte[] buffer, string prefix, string first, string? second = null, string? third = null, long number = -1)
     {
         var longest = prefix.Length + Encoding.UTF8.GetMaxByteCount(first.Length + (second?.Length ?? 0) + (third?.Length ?? 0)) + 3 + 19;
         if (buffer.Length < longest)
@@ -381,10 +440,10 @@ public sealed class FeedReplica : IDisposable
             }
         }
 
-        if (offset >= 0)
+        if (number >= 0)
         {
             span[length++] = (byte)'/';
-            offset.TryFormat(span[length..], out var written, "D19", CultureInfo.InvariantCulture);
+            number.TryFormat(span[length..], out var written, "D19", CultureInfo.InvariantCulture);
             length += written;
         }
 
@@ -445,7 +504,7 @@ public sealed class FeedReplica : IDisposable
     /// </summary>
     public static int LogTrimChunk(int resumeWindow) => Math.Clamp(resumeWindow / 8, 1, 64);
 
-    private static byte[] EntryKey(string user, long offset) => Key($"e/{user}/{offset.ToString("D19", CultureInfo.InvariantCulture)}");
+    private static byte[] EntryKey(string user, long sequence) => Key($"e/{user}/{sequence.ToString("D19", CultureInfo.InvariantCulture)}");
 
     private static byte[] LogKey(string user, long offset) => Key($"l/{user}/{offset.ToString("D19", CultureInfo.InvariantCulture)}");
 
@@ -462,12 +521,12 @@ public sealed class FeedReplica : IDisposable
     private static bool StartsWith(byte[] key, byte[] prefix) => key.AsSpan().StartsWith(prefix);
 
     /// <summary>
-    /// Per-user bookkeeping: the user's partition, entry and log counts, the newest log offset trimmed, and the
-    /// offset below which no entry is left (where the next trim starts looking).
+    /// Per-user bookkeeping: the user's partition, entry and log counts, the newest log offset trimmed, the entry
+    /// sequence below which no entry is left (where the next trim looks), and the next entry's sequence.
     /// </summary>
-    private readonly record struct UserMeta(int Partition, int Entries, int Logged, long TrimmedThrough, long EntryFloor)
+    private readonly record struct UserMeta(int Partition, int Entries, int Logged, long TrimmedThrough, long EntryFloor, long NextEntry)
     {
-        public const int Size = 28;
+        public const int Size = 36;
 
         public void WriteTo(Span<byte> bytes)
         {
@@ -476,15 +535,23 @@ public sealed class FeedReplica : IDisposable
             BinaryPrimitives.WriteInt32BigEndian(bytes[8..], Logged);
             BinaryPrimitives.WriteInt64BigEndian(bytes[12..], TrimmedThrough);
             BinaryPrimitives.WriteInt64BigEndian(bytes[20..], EntryFloor);
+            BinaryPrimitives.WriteInt64BigEndian(bytes[28..], NextEntry);
         }
 
-        /// <summary>Reads both layouts: replicas written before EntryFloor existed (20 bytes) start their floor at 0.</summary>
         public static UserMeta FromBytes(ReadOnlySpan<byte> bytes) => new(
             BinaryPrimitives.ReadInt32BigEndian(bytes),
             BinaryPrimitives.ReadInt32BigEndian(bytes[4..]),
             BinaryPrimitives.ReadInt32BigEndian(bytes[8..]),
             BinaryPrimitives.ReadInt64BigEndian(bytes[12..]),
-            bytes.Length >= Size ? BinaryPrimitives.ReadInt64BigEndian(bytes[20..]) : 0);
+            BinaryPrimitives.ReadInt64BigEndian(bytes[20..]),
+            BinaryPrimitives.ReadInt64BigEndian(bytes[28..]));
+    }
+
+    private sealed class EntryReader : ISpanDeserializer<FeedEntry?>
+    {
+        public static readonly EntryReader Instance = new();
+
+        public FeedEntry? Deserialize(ReadOnlySpan<byte> buffer) => FeedEntry.Parser.ParseFrom(buffer);
     }
 
     private sealed class MetaReader : ISpanDeserializer<UserMeta?>

@@ -218,6 +218,63 @@ public sealed class FeedReplicaTests : IDisposable
         Assert.Equal(Enumerable.Range(3, 15).Select(i => $"p{i}").Append("p1"), Feed());
     }
 
+    /// <summary>
+    /// The cap drops the entry at the feed's floor by a get; a removal that left a hole there sends it to the next
+    /// entry held. Feed size 4.
+    /// </summary>
+    [Fact]
+    public void TheCap_DropsTheOldestHeld_WhenTheOldestWasRemoved()
+    {
+        for (var offset = 0; offset < 4; offset++)
+        {
+            Apply(0, offset, Added("ann", $"p{offset}"));
+        }
+
+        Apply(0, 4, Removed("ann", "p0"));
+        Apply(0, 5, Removed("ann", "p2"));
+        Apply(0, 6, Added("ann", "p6"));
+        Apply(0, 7, Added("ann", "p7"));
+        Assert.Equal(["p1", "p3", "p6", "p7"], _replica.ReadSnapshot("ann", 100).Entries.Select(e => e.Post.PostId));
+
+        // Past the cap: p1 goes (the floor was a hole), then p3 (past the hole p2 left), then p6 (found by a get).
+        Apply(0, 8, Added("ann", "p8"));
+        Assert.Equal(["p3", "p6", "p7", "p8"], _replica.ReadSnapshot("ann", 100).Entries.Select(e => e.Post.PostId));
+        Apply(0, 9, Added("ann", "p9"));
+        Apply(0, 10, Added("ann", "p10"));
+        Assert.Equal(["p7", "p8", "p9", "p10"], _replica.ReadSnapshot("ann", 100).Entries.Select(e => e.Post.PostId));
+
+        // Every dropped entry took its held marker with it: p1 comes back as new (pushing p7 out); p8, held, is not
+        // added twice.
+        Apply(0, 11, Added("ann", "p1"));
+        Apply(0, 12, Added("ann", "p8"));
+        Assert.Equal(["p8", "p9", "p10", "p1"], _replica.ReadSnapshot("ann", 100).Entries.Select(e => e.Post.PostId));
+    }
+
+    /// <summary>
+    /// A replica in the layout before <see cref="FeedReplica.FormatVersion"/> (entries keyed by offset, no version
+    /// key) cannot be read by this one: it is deleted, and the edge rebuilds it from feed.updates.
+    /// </summary>
+    [Fact]
+    public void AReplicaInAnOlderLayout_IsDeleted_ForARebuild()
+    {
+        Apply(0, 0, Added("ann", "p0"));
+        _replica.Dispose();
+        var path = Path.Combine(_stateDir, "feed-replica");
+        using (var old = RocksDbSharp.RocksDb.Open(new RocksDbSharp.DbOptions(), path))
+        {
+            old.Remove("v");
+        }
+
+        _replica = Open();
+
+        Assert.Null(_replica.NextOffset(0));
+        Assert.Empty(_replica.ReadSnapshot("ann", 10).Entries);
+        Apply(0, 0, Added("ann", "p0"));
+        _replica.Dispose();
+        _replica = Open();
+        Assert.Equal(["p0"], _replica.ReadSnapshot("ann", 10).Entries.Select(e => e.Post.PostId));
+    }
+
     public void Dispose()
     {
         _replica.Dispose();
