@@ -145,14 +145,18 @@ public sealed class RecipientStage : ITransformer<string, FeedCommand, string, F
 
     /// <summary>
     /// The cap is silent: an entry pushed out by newer ones is no longer served, and clients that keep their
-    /// own bounded list drop it the same way. The oldest entry is the first at or above the head's floor.
+    /// own bounded list drop it the same way. The oldest entry is the first at or above the head's floor: the one at
+    /// the floor, found with a get, unless a removal left a hole there; then the first after it, found with a range
+    /// seek (an iterator over every level of the store, which a get at the floor spares every other add at the cap).
     /// </summary>
     private FeedHead DropOldest(string user, FeedHead head)
     {
-        string? oldestKey = null;
-        Post? oldest = null;
-        using (var entries = _entries.Range(RecipientKeys.Entry(user, head.Floor), RecipientKeys.EntryEnd(user)))
+        string? oldestKey = RecipientKeys.Entry(user, head.Floor);
+        var oldest = _entries.Get(oldestKey);
+        if (oldest is null)
         {
+            oldestKey = null;
+            using var entries = _entries.Range(RecipientKeys.Entry(user, head.Floor), RecipientKeys.EntryEnd(user));
             if (entries.MoveNext())
             {
                 (oldestKey, oldest) = (entries.Current!.Value.Key, entries.Current!.Value.Value);
