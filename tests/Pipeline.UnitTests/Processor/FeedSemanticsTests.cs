@@ -138,5 +138,10 @@ public sealed class FeedSemanticsTests
         var updates = topology.ReadUpdates();
         Assert.Equal(["p4"], updates.Where(u => u.Message.Value.Kind == FeedUpdateKind.Removed).Select(u => u.Message.Value.Post.PostId));
         Assert.Equal([("bob", "p3"), ("bob", "p5")], TopologyHarness.Replay(updates, 3)["alice"]);
+
+        // The entries that left, pushed out or removed, are gone from the stores too, with their held keys.
+        var (entries, held) = topology.StoredFeed("alice");
+        Assert.Equal(["p3", "p5"], entries);
+        Assert.Equal(["bob|p3", "bob|p5"], held);
     }
 }

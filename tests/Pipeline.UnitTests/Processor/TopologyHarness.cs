@@ -62,6 +62,30 @@ internal sealed class TopologyHarness : IDisposable
         return ids;
     }
 
+    /// <summary>The recipient stage's stored feed of <paramref name="user"/>: entries oldest first, and held keys.</summary>
+    public (List<string> Entries, List<string> Held) StoredFeed(string user)
+    {
+        var entries = new List<string>();
+        using (var stored = _driver.GetKeyValueStore<string, Post>(StoreNames.FeedEntries).Range(user + "|", RecipientKeys.EntryEnd(user)))
+        {
+            while (stored.MoveNext())
+            {
+                entries.Add(stored.Current!.Value.Value.PostId);
+            }
+        }
+
+        var held = new List<string>();
+        using (var index = _driver.GetKeyValueStore<string, long>(StoreNames.FeedIndex).Range(user + "|", user + "}"))
+        {
+            while (index.MoveNext())
+            {
+                held.Add(index.Current!.Value.Key[(user.Length + 1)..]);
+            }
+        }
+
+        return (entries, held);
+    }
+
     public void Follow(string follower, string followee) => SendFollow(follower, followee, FollowAction.Follow);
 
     public void Unfollow(string follower, string followee) => SendFollow(follower, followee, FollowAction.Unfollow);
