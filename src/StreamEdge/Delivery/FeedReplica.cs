@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Buffers.Text;
 using System.Globalization;
 using System.Text;
 using Feed.V1;
@@ -22,7 +23,9 @@ namespace Pipeline.StreamEdge.Delivery;
 /// <c>m/{user}</c> meta · <c>e/{user}/{sequence}</c> feed entry · <c>x/{user}/{author}/{post}</c> sequence of that entry ·
 /// <c>l/{user}/{offset}</c> logged update · <c>v</c> format version. A user's entries are numbered by a sequence of
 /// their own (one per added entry, in the meta), so the oldest entry is found by a get at the feed's floor rather
-/// than by an iterator seek. Offsets and sequences are zero-padded so byte order is numeric order.
+/// than by an iterator seek. An entry's value is its held key's tail ("{author}/{post}", after a 2-byte big-endian
+/// length) and then the <see cref="FeedEntry"/>, so dropping the oldest entry finds its held key without parsing it.
+/// Offsets and sequences are zero-padded so byte order is numeric order.
 /// Only the dispatch thread writes; readers use RocksDB snapshots, so a subscriber always sees a consistent
 /// (meta, entries, offset) triple.
 /// </remarks>
@@ -49,8 +52,9 @@ public sealed class FeedReplica : IDisposable
     // (a re-follow's backfill), and the replica must then take it as new rather than as one it still holds.
     private readonly int _logTrimChunk;
 
-    // Apply's scratch space. Only the dispatch thread applies, so one batch, two key buffers, one value buffer, one
-    // trim list and one entry message serve every update: at 10,000 subscribers each collection stops the edge for
+    // Apply's scratch space. Only the dispatch thread applies, so one batch, three key buffers, one value buffer, one
+    // held-key reader and one entry message serve every update, at the caps too (trims delete the keys they iterate
+    // over from the iterator's own memory): at 10,000 subscribers each collection stops the edge for
     // tens of milliseconds, and the replica's keys, values and batches were over half of what the dispatch path
     // allocated.
     private readonly WriteBatch _batch = new();
@@ -66,14 +70,15 @@ public sealed class FeedReplica : IDisposable
     private readonly Dictionary<int, byte[]> _startKeys = [];
     private byte[] _heldKey = new byte[256];
     private byte[] _key = new byte[256];
+    private byte[] _prefix = new byte[256];
     private byte[] _value = new byte[1024];
-    private readonly List<(byte[] Key, byte[]? Value)> _oldest = [];
+    private readonly HeldTailReader _heldTail = new();
 
     /// <summary>
     /// The layout this edge writes. A replica written in another layout is deleted and rebuilt from feed.updates
     /// (as a lost one is): cursors stay valid while feed.updates still holds the updates after them.
     /// </summary>
-    public const int FormatVersion = 2;
+    public const int FormatVersion = 3;
 
     private static readonly byte[] VersionKey = Key("v");
 
@@ -109,7 +114,10 @@ public sealed class FeedReplica : IDisposable
         _db.Put(VersionKey, Long(FormatVersion, version));
     }
 
-    /// <summary>The stored layout: null for an empty replica, 1 for one written before the version was recorded.</summary>
+    /// <summary>
+    /// The stored layout: null for an empty replica, 1 for one written before the version was recorded (entries keyed
+    /// by offset), 2 for entries keyed by sequence but stored as bare <see cref="FeedEntry"/> messages.
+    /// </summary>
     private long? StoredFormat()
     {
         if (ReadLong(VersionKey, null) is { } version)
@@ -186,7 +194,7 @@ public sealed class FeedReplica : IDisposable
                 _entry.Cause = update.Cause;
                 _entry.FromSnapshot = true;
                 _entry.SourceOccurredAtMs = update.SourceOccurredAtMs;
-                batch.Put(Compose(ref _key, "e/", user, number: meta.NextEntry), Serialize(_entry), null);
+                batch.Put(Compose(ref _key, "e/", user, number: meta.NextEntry), SerializeEntry(heldKey[HeldKeyTailStart(user)..], _entry), null);
                 batch.Put(heldKey, Long(meta.NextEntry, number), null);
                 meta = meta with { Entries = meta.Entries + 1, NextEntry = meta.NextEntry + 1 };
                 if (meta.Entries > _feedSize)
@@ -205,17 +213,7 @@ public sealed class FeedReplica : IDisposable
             meta = meta with { Logged = meta.Logged + 1 };
             if (meta.Logged >= _resumeWindow + _logTrimChunk)
             {
-                // The oldest in the store: the update just staged is in the batch, not yet in the store.
-                var oldest = Oldest($"l/{user}/", LogKey(user, meta.TrimmedThrough + 1), meta.Logged - _resumeWindow, withValues: false);
-                foreach (var (key, _) in oldest)
-                {
-                    batch.Delete(key, null);
-                }
-
-                if (oldest.Count > 0)
-                {
-                    meta = meta with { Logged = meta.Logged - oldest.Count, TrimmedThrough = OffsetOf(oldest[^1].Key) };
-                }
+                meta = TrimLog(user, meta);
             }
 
             meta.WriteTo(number);
@@ -236,20 +234,56 @@ public sealed class FeedReplica : IDisposable
     private UserMeta DropOldestEntry(string user, UserMeta meta)
     {
         var sequence = meta.EntryFloor;
-        var oldest = _db.Get(Compose(ref _key, "e/", user, number: sequence), EntryReader.Instance);
-        if (oldest is null && Oldest($"e/{user}/", EntryKey(user, sequence), 1, withValues: true) is [var (key, value)])
+        var tail = _db.Get(Compose(ref _key, "e/", user, number: sequence), _heldTail, null, null);
+        if (tail is null)
         {
-            (sequence, oldest) = (OffsetOf(key), FeedEntry.Parser.ParseFrom(value));
+            using var iterator = _db.NewIterator(null, null);
+            var prefix = Compose(ref _prefix, "e/", user, "");
+            iterator.Seek(Compose(ref _key, "e/", user, number: sequence));
+            if (iterator.Valid() && iterator.GetKeySpan().StartsWith(prefix))
+            {
+                sequence = NumberOf(iterator.GetKeySpan());
+                tail = _heldTail.Deserialize(iterator.GetValueSpan());
+            }
         }
 
-        if (oldest is null)
+        if (tail is not { } tailLength)
         {
             return meta;
         }
 
         _batch.Delete(Compose(ref _key, "e/", user, number: sequence), null);
-        _batch.Delete(Compose(ref _key, "x/", user, oldest.Post.AuthorId, oldest.Post.PostId), null);
+        _batch.Delete(HeldKey(user, _heldTail.Buffer.AsSpan(0, tailLength)), null);
         return meta with { Entries = meta.Entries - 1, EntryFloor = sequence + 1 };
+    }
+
+    /// <summary>
+    /// Stages the deletion of the user's oldest logged updates down to the resume window. The oldest in the store:
+    /// the update just staged is in the batch, not yet in the store. Seeks from where the previous trim stopped rather
+    /// than from the start of the user's range, which is paved with the deletion markers of every earlier trim until
+    /// RocksDB compacts them (seeking over them made each trim slower than the last).
+    /// </summary>
+    private UserMeta TrimLog(string user, UserMeta meta)
+    {
+        var excess = meta.Logged - _resumeWindow;
+        var trimmed = 0;
+        var through = meta.TrimmedThrough;
+        using var iterator = _db.NewIterator(null, null);
+        var prefix = Compose(ref _prefix, "l/", user, "");
+        for (iterator.Seek(Compose(ref _key, "l/", user, number: meta.TrimmedThrough + 1)); trimmed < excess && iterator.Valid(); iterator.Next())
+        {
+            var key = iterator.GetKeySpan();
+            if (!key.StartsWith(prefix))
+            {
+                break;
+            }
+
+            _batch.Delete(key, null);
+            through = NumberOf(key);
+            trimmed++;
+        }
+
+        return meta with { Logged = meta.Logged - trimmed, TrimmedThrough = through };
     }
 
     /// <summary>
@@ -307,9 +341,9 @@ public sealed class FeedReplica : IDisposable
             {
                 using var iterator = _db.NewIterator(null, read);
                 var prefix = Key($"e/{user}/");
-                for (iterator.SeekForPrev(Key($"e/{user}0")); iterator.Valid() && entries.Count < maxEntries && StartsWith(iterator.Key(), prefix); iterator.Prev())
+                for (iterator.SeekForPrev(Key($"e/{user}0")); iterator.Valid() && entries.Count < maxEntries && iterator.GetKeySpan().StartsWith(prefix); iterator.Prev())
                 {
-                    entries.Add(FeedEntry.Parser.ParseFrom(iterator.Value()));
+                    entries.Add(FeedEntry.Parser.ParseFrom(EntryMessage(iterator.GetValueSpan())));
                 }
 
                 entries.Reverse();
@@ -366,9 +400,9 @@ public sealed class FeedReplica : IDisposable
             var updates = new List<(FeedEvent Event, long Offset)>();
             using var iterator = _db.NewIterator(null, read);
             var prefix = Key($"l/{user}/");
-            for (iterator.Seek(LogKey(user, cursor.Offset + 1)); iterator.Valid() && StartsWith(iterator.Key(), prefix); iterator.Next())
+            for (iterator.Seek(LogKey(user, cursor.Offset + 1)); iterator.Valid() && iterator.GetKeySpan().StartsWith(prefix); iterator.Next())
             {
-                updates.Add((FeedEvent.Parser.ParseFrom(iterator.Value()), OffsetOf(iterator.Key())));
+                updates.Add((FeedEvent.Parser.ParseFrom(iterator.GetValueSpan()), NumberOf(iterator.GetKeySpan())));
             }
 
             return ReplicaResume.Replay(updates, meta.Partition);
@@ -465,37 +499,52 @@ public sealed class FeedReplica : IDisposable
         return key;
     }
 
-    private ReadOnlySpan<byte> Serialize(IMessage message)
+    /// <summary>An entry's stored value: the held key's tail, length first, then the entry (see the remarks above).</summary>
+    private ReadOnlySpan<byte> SerializeEntry(ReadOnlySpan<byte> heldTail, FeedEntry entry)
     {
-        var size = message.CalculateSize();
+        var size = entry.CalculateSize();
+        var length = 2 + heldTail.Length + size;
+        if (_value.Length < length)
+        {
+            _value = new byte[Math.Max(length, _value.Length * 2)];
+        }
+
+        BinaryPrimitives.WriteUInt16BigEndian(_value, checked((ushort)heldTail.Length));
+        heldTail.CopyTo(_value.AsSpan(2));
+        entry.WriteTo(_value.AsSpan(2 + heldTail.Length, size));
+        return _value.AsSpan(0, length);
+    }
+
+    /// <summary>The <see cref="FeedEntry"/> in an entry's stored value.</summary>
+    private static ReadOnlySpan<byte> EntryMessage(ReadOnlySpan<byte> stored) => stored[(2 + BinaryPrimitives.ReadUInt16BigEndian(stored))..];
+
+    /// <summary>Where "{author}/{post}" starts in the user's held key "x/{user}/{author}/{post}".</summary>
+    private static int HeldKeyTailStart(string user) => 2 + Encoding.UTF8.GetByteCount(user) + 1;
+
+    /// <summary>"x/{user}/" followed by <paramref name="tail"/>, in the key buffer.</summary>
+    private ReadOnlySpan<byte> HeldKey(string user, ReadOnlySpan<byte> tail)
+    {
+        var start = Compose(ref _key, "x/", user, "").Length;
+        if (_key.Length < start + tail.Length)
+        {
+            Array.Resize(ref _key, Math.Max(start + tail.Length, _key.Length * 2));
+        }
+
+        tail.CopyTo(_key.AsSpan(start));
+        return _key.AsSpan(0, start + tail.Length);
+    }
+
+    /// <summary>A logged update's stored value: the event as sent to subscribers.</summary>
+    private ReadOnlySpan<byte> Serialize(FeedEvent loggedEvent)
+    {
+        var size = loggedEvent.CalculateSize();
         if (_value.Length < size)
         {
             _value = new byte[Math.Max(size, _value.Length * 2)];
         }
 
-        message.WriteTo(_value.AsSpan(0, size));
+        loggedEvent.WriteTo(_value.AsSpan(0, size));
         return _value.AsSpan(0, size);
-    }
-
-    /// <summary>
-    /// Up to <paramref name="count"/> stored keys of <paramref name="prefix"/> from <paramref name="from"/> on, oldest
-    /// first (with their values when asked), for one trim, in the replica's scratch list (valid until the next call).
-    /// Trimming seeks from where the previous trim stopped rather than from the start of the user's range, which is
-    /// paved with the deletion markers of every earlier trim until RocksDB compacts them (seeking over them made each
-    /// trim slower than the last).
-    /// </summary>
-    private List<(byte[] Key, byte[]? Value)> Oldest(string prefix, byte[] from, int count, bool withValues)
-    {
-        var oldest = _oldest;
-        oldest.Clear();
-        using var iterator = _db.NewIterator(null, null);
-        var prefixBytes = Key(prefix);
-        for (iterator.Seek(from); oldest.Count < count && iterator.Valid() && StartsWith(iterator.Key(), prefixBytes); iterator.Next())
-        {
-            oldest.Add((iterator.Key(), withValues ? iterator.Value() : null));
-        }
-
-        return oldest;
     }
 
     /// <summary>
@@ -504,11 +553,13 @@ public sealed class FeedReplica : IDisposable
     /// </summary>
     public static int LogTrimChunk(int resumeWindow) => Math.Clamp(resumeWindow / 8, 1, 64);
 
-    private static byte[] EntryKey(string user, long sequence) => Key($"e/{user}/{sequence.ToString("D19", CultureInfo.InvariantCulture)}");
-
     private static byte[] LogKey(string user, long offset) => Key($"l/{user}/{offset.ToString("D19", CultureInfo.InvariantCulture)}");
 
-    private static long OffsetOf(byte[] key) => long.Parse(Encoding.UTF8.GetString(key.AsSpan(key.Length - 19)), CultureInfo.InvariantCulture);
+    /// <summary>The offset or sequence that ends a key (19 zero-padded digits).</summary>
+    private static long NumberOf(ReadOnlySpan<byte> key) =>
+        Utf8Parser.TryParse(key[^19..], out long number, out var consumed) && consumed == 19
+            ? number
+            : throw new InvalidOperationException($"The replica key {Encoding.UTF8.GetString(key)} does not end in a number.");
 
     private static byte[] Key(string key) => Encoding.UTF8.GetBytes(key);
 
@@ -517,8 +568,6 @@ public sealed class FeedReplica : IDisposable
         BinaryPrimitives.WriteInt64BigEndian(scratch, value);
         return scratch[..8];
     }
-
-    private static bool StartsWith(byte[] key, byte[] prefix) => key.AsSpan().StartsWith(prefix);
 
     /// <summary>
     /// Per-user bookkeeping: the user's partition, entry and log counts, the newest log offset trimmed, the entry
@@ -547,11 +596,22 @@ public sealed class FeedReplica : IDisposable
             BinaryPrimitives.ReadInt64BigEndian(bytes[28..]));
     }
 
-    private sealed class EntryReader : ISpanDeserializer<FeedEntry?>
+    /// <summary>Copies a stored entry's held-key tail into its buffer and answers its length (null: no entry).</summary>
+    private sealed class HeldTailReader : ISpanDeserializer<int?>
     {
-        public static readonly EntryReader Instance = new();
+        public byte[] Buffer { get; private set; } = new byte[128];
 
-        public FeedEntry? Deserialize(ReadOnlySpan<byte> buffer) => FeedEntry.Parser.ParseFrom(buffer);
+        public int? Deserialize(ReadOnlySpan<byte> stored)
+        {
+            var length = BinaryPrimitives.ReadUInt16BigEndian(stored);
+            if (Buffer.Length < length)
+            {
+                Buffer = new byte[Math.Max(length, Buffer.Length * 2)];
+            }
+
+            stored.Slice(2, length).CopyTo(Buffer);
+            return length;
+        }
     }
 
     private sealed class MetaReader : ISpanDeserializer<UserMeta?>

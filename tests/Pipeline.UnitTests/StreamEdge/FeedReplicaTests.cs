@@ -187,6 +187,34 @@ public sealed class FeedReplicaTests : IDisposable
     }
 
     /// <summary>
+    /// At the caps, the steady state of an active user, an apply also drops the oldest entry and its held key, and
+    /// one apply in every log chunk trims the log: that allocates the trim's iterator and nothing per update.
+    /// </summary>
+    [Fact]
+    public void Apply_AtTheCaps_AllocatesOnlyEachLogTrimsIterator()
+    {
+        const int window = 64;
+        using var full = new FeedReplica(Options.Create(new EdgeOptions { StateDir = Path.Combine(_stateDir, "full"), FeedSize = 8, ResumeWindow = window }));
+        var updates = Enumerable.Range(0, 400).Select(i => Added("ann", $"p{i}")).ToArray();
+        var events = updates.Select(ToEvent).ToArray();
+        for (var i = 0; i < 200; i++)
+        {
+            full.Apply(0, i, updates[i], events[i]);
+        }
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 200; i < 400; i++)
+        {
+            full.Apply(0, i, updates[i], events[i]);
+        }
+
+        var trims = 200 / FeedReplica.LogTrimChunk(window);
+        Assert.InRange(GC.GetAllocatedBytesForCurrentThread() - before, 0, trims * 64);
+        Assert.Equal(Enumerable.Range(392, 8).Select(i => $"p{i}"), full.ReadSnapshot("ann", 100).Entries.Select(e => e.Post.PostId));
+        Assert.Equal(Enumerable.Range(400 - window, window).Select(i => (long)i), full.ReadAfter("ann", FeedCursor.At(0, 399 - window)).Updates.Select(u => u.Offset));
+    }
+
+    /// <summary>
     /// A resume window of 16 is trimmed 2 updates at a time: a cursor replays exactly while its updates are kept and is
     /// reset once a trim passed it. The feed (16 entries) is trimmed exactly, one entry per add past the cap, as the
     /// processor trims it: a post pushed out and then added again is a new entry.
@@ -251,18 +279,29 @@ public sealed class FeedReplicaTests : IDisposable
     }
 
     /// <summary>
-    /// A replica in the layout before <see cref="FeedReplica.FormatVersion"/> (entries keyed by offset, no version
-    /// key) cannot be read by this one: it is deleted, and the edge rebuilds it from feed.updates.
+    /// A replica in a layout before <see cref="FeedReplica.FormatVersion"/> (1: entries keyed by offset, no version
+    /// key; 2: bare entry values) cannot be read by this one: it is deleted, and the edge rebuilds it from feed.updates.
     /// </summary>
-    [Fact]
-    public void AReplicaInAnOlderLayout_IsDeleted_ForARebuild()
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void AReplicaInAnOlderLayout_IsDeleted_ForARebuild(int format)
     {
         Apply(0, 0, Added("ann", "p0"));
         _replica.Dispose();
         var path = Path.Combine(_stateDir, "feed-replica");
         using (var old = RocksDbSharp.RocksDb.Open(new RocksDbSharp.DbOptions(), path))
         {
-            old.Remove("v");
+            if (format == 1)
+            {
+                old.Remove("v");
+            }
+            else
+            {
+                var version = new byte[8];
+                System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(version, format);
+                old.Put(System.Text.Encoding.UTF8.GetBytes("v"), version);
+            }
         }
 
         _replica = Open();
