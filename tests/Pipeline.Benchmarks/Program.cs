@@ -42,13 +42,14 @@ throughput.SetAction(async (parse, ct) =>
     new Report(parse.GetValue(output)!).Write("throughput", await Scenarios.ThroughputAsync(parse.GetValue(subscribers), parse.GetValue(fanOut), parse.GetValue(posts), parse.GetValue(partitions), ct)));
 
 var opensPerSecond = new Option<double>("--opens-per-second") { Description = "How fast subscribers arrive (0: all at once, a burst).", DefaultValueFactory = _ => 0 };
-var scale = new Command("subscribers", "Idle subscribers one edge holds, and private memory per subscriber.") { counts, perConnection, opensPerSecond, output };
+var heldSeconds = new Option<int>("--held-seconds") { Description = "Also measure after holding the open subscribers this long (0: only right after they opened).", DefaultValueFactory = _ => 0 };
+var scale = new Command("subscribers", "Idle subscribers one edge holds, and private memory per subscriber.") { counts, perConnection, opensPerSecond, heldSeconds, output };
 scale.SetAction(async (parse, ct) =>
 {
     var report = new Report(parse.GetValue(output)!);
     foreach (var count in parse.GetValue(counts)!)
     {
-        report.Write("subscribers", await Scenarios.SubscriberScaleAsync(count, parse.GetValue(perConnection), ct, parse.GetValue(opensPerSecond)));
+        report.Write("subscribers", await Scenarios.SubscriberScaleAsync(count, parse.GetValue(perConnection), ct, parse.GetValue(opensPerSecond), TimeSpan.FromSeconds(parse.GetValue(heldSeconds))));
     }
 });
 

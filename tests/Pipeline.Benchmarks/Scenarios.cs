@@ -41,7 +41,9 @@ public sealed record GcWindow(double Gen0, double Gen1, double Gen2, double Paus
 
 public sealed record ThroughputResult(long Posts, int FanOut, double ProcessorUpdatesPerSecond, double RawLoopUpdatesPerSecond, double Ratio);
 
-public sealed record SubscriberScaleResult(int Subscribers, int PerConnection, double OpensPerSecond, double EdgeBaselineMiB, double EdgeMiB, double BytesPerSubscriber, double HarnessMiB, double EdgePooledMiB, double EdgeGcCommittedMiB, double EdgeGcHeapMiB, double EdgeGcFragmentationMiB);
+/// <param name="HeldSeconds">How long the subscribers were then held idle before the held figures (0: not measured, NaN).</param>
+public sealed record SubscriberScaleResult(int Subscribers, int PerConnection, double OpensPerSecond, double EdgeBaselineMiB, double EdgeMiB, double BytesPerSubscriber, double HarnessMiB, double EdgePooledMiB, double EdgeGcCommittedMiB, double EdgeGcHeapMiB, double EdgeGcFragmentationMiB,
+    double HeldSeconds, double EdgeHeldMiB, double BytesPerSubscriberHeld, double EdgePooledHeldMiB, double EdgeGcCommittedHeldMiB);
 
 public sealed record ResumeStormResult(int Subscribers, double SecondsToOpen, double SecondsToReady, double SecondsToCaughtUp, double SecondsToFirstResumed, double SecondsToHalfResumed, double SecondsTo90PercentResumed, double SecondsToAllResumed, long Gaps, long Duplicates, long Deliveries, long Expected,
     double BrokerCores, double ProcessorCores, double EdgeCores, double HarnessCores);
@@ -181,7 +183,12 @@ public static class Scenarios
     }
 
     /// <param name="opensPerSecond">How fast the subscribers arrive; 0 opens them all at once.</param>
-    public static async Task<SubscriberScaleResult> SubscriberScaleAsync(int subscribers, int perConnection, CancellationToken cancellationToken, double opensPerSecond = 0)
+    /// <param name="held">
+    /// Measure again after holding the open subscribers this long (zero: only right after they opened). A burst of
+    /// opens leaves free pool blocks and GC free space behind; Kestrel evicts idle pool blocks every 10 s, and the GC
+    /// gives free space back at its collections, so the held figure is what the edge keeps per subscriber it holds.
+    /// </param>
+    public static async Task<SubscriberScaleResult> SubscriberScaleAsync(int subscribers, int perConnection, CancellationToken cancellationToken, double opensPerSecond = 0, TimeSpan held = default)
     {
         var layout = PipelineLayout.Create(6);
         await using var broker = await PipelineProcesses.StartBrokerAsync(layout, cancellationToken);
@@ -202,7 +209,23 @@ public static class Scenarios
         var committed = PipelineProcesses.Value(metrics, "dotnet_gc_last_collection_memory_committed_size_bytes");
         var heap = PipelineProcesses.Sum(metrics, "dotnet_gc_last_collection_heap_size_bytes");
         var fragmentation = PipelineProcesses.Sum(metrics, "dotnet_gc_last_collection_heap_fragmentation_size_bytes");
-        return new SubscriberScaleResult(subscribers, perConnection, opensPerSecond, MiB(baseline), MiB(loaded), (loaded - baseline) / (double)subscribers, MiB(harness), MiB((long)pooled), MiB((long)committed), MiB((long)heap), MiB((long)fragmentation));
+        var (heldBytes, heldPooled, heldCommitted) = (double.NaN, double.NaN, double.NaN);
+        if (held > TimeSpan.Zero)
+        {
+            await Task.Delay(held, cancellationToken);
+            if (fleet.Live != subscribers)
+            {
+                throw new InvalidOperationException($"{fleet.Live} of {subscribers} subscribers were still open after {held.TotalSeconds} s held; the held figure would not be per subscriber.");
+            }
+
+            heldBytes = edge.PrivateBytes();
+            var heldMetrics = await http.GetStringAsync(new Uri($"http://127.0.0.1:{layout.WebPort}/metrics"), cancellationToken);
+            heldPooled = MiB((long)PipelineProcesses.Value(heldMetrics, "aspnetcore_memory_pool_pooled_bytes"));
+            heldCommitted = MiB((long)PipelineProcesses.Value(heldMetrics, "dotnet_gc_last_collection_memory_committed_size_bytes"));
+        }
+
+        return new SubscriberScaleResult(subscribers, perConnection, opensPerSecond, MiB(baseline), MiB(loaded), (loaded - baseline) / (double)subscribers, MiB(harness), MiB((long)pooled), MiB((long)committed), MiB((long)heap), MiB((long)fragmentation),
+            held.TotalSeconds, double.IsNaN(heldBytes) ? double.NaN : MiB((long)heldBytes), (heldBytes - baseline) / subscribers, heldPooled, heldCommitted);
     }
 
     /// <summary>Subscribers attached with cursors; the edge is stopped (SIGTERM) and started again while posts flow.</summary>

@@ -29,7 +29,7 @@ public sealed class HarnessSmokeTests
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(4));
 
-        var result = await Scenarios.SubscriberScaleAsync(subscribers: 40, perConnection: 20, timeout.Token, opensPerSecond: 100);
+        var result = await Scenarios.SubscriberScaleAsync(subscribers: 40, perConnection: 20, timeout.Token, opensPerSecond: 100, held: TimeSpan.FromSeconds(1));
 
         Assert.Equal(40, result.Subscribers);
         Assert.Equal(100, result.OpensPerSecond);
@@ -38,5 +38,10 @@ public sealed class HarnessSmokeTests
         // Read from labelled series (one per GC generation): a parsing slip would read 0.
         Assert.True(result.EdgeGcHeapMiB > 0, "the harness summed the edge's GC heap over its generations");
         Assert.True(result.EdgeGcCommittedMiB >= result.EdgeGcHeapMiB - result.EdgeGcFragmentationMiB, "committed memory holds at least the live heap");
+
+        // Read again after holding the subscribers: a second reading, not a copy of the first's NaN placeholders.
+        Assert.Equal(1, result.HeldSeconds);
+        Assert.True(result.EdgeHeldMiB > 0 && result.EdgeGcCommittedHeldMiB > 0 && result.EdgePooledHeldMiB >= 0, "the harness read the edge again after holding its subscribers");
+        Assert.Equal((result.EdgeHeldMiB - result.EdgeBaselineMiB) * 1024 * 1024 / 40, result.BytesPerSubscriberHeld, 0.05 * result.BytesPerSubscriberHeld + 1024 * 1024 / 40.0);
     }
 }
