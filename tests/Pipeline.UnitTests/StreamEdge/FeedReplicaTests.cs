@@ -1,4 +1,6 @@
 using Feed.V1;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Testing;
 using Microsoft.Extensions.Options;
 using Pipeline.StreamEdge;
 using Pipeline.StreamEdge.Delivery;
@@ -304,14 +306,20 @@ public sealed class FeedReplicaTests : IDisposable
             }
         }
 
-        _replica = Open();
+        var logger = new FakeLogger<FeedReplica>();
+        _replica = new FeedReplica(Options.Create(new EdgeOptions { StateDir = _stateDir, FeedSize = 4, ResumeWindow = 5 }), logger);
 
         Assert.Null(_replica.NextOffset(0));
         Assert.Empty(_replica.ReadSnapshot("ann", 10).Entries);
+        var warning = Assert.Single(logger.Collector.GetSnapshot());
+        Assert.Equal(LogLevel.Warning, warning.Level);
+        Assert.Contains($"in format {format}; this edge writes format {FeedReplica.FormatVersion}", warning.Message, StringComparison.Ordinal);
         Apply(0, 0, Added("ann", "p0"));
         _replica.Dispose();
-        _replica = Open();
+        var reopened = new FakeLogger<FeedReplica>();
+        _replica = new FeedReplica(Options.Create(new EdgeOptions { StateDir = _stateDir, FeedSize = 4, ResumeWindow = 5 }), reopened);
         Assert.Equal(["p0"], _replica.ReadSnapshot("ann", 10).Entries.Select(e => e.Post.PostId));
+        Assert.Empty(reopened.Collector.GetSnapshot());
     }
 
     public void Dispose()
