@@ -198,18 +198,24 @@ public static class Scenarios
         await using var fleet = new SubscriberFleet();
         await fleet.OpenAsync($"http://127.0.0.1:{layout.GrpcPort}", [.. Enumerable.Range(0, subscribers).Select(FeedWorkload.User)], perConnection, cancellationToken, opensPerSecond);
         await Task.Delay(3000, cancellationToken);
-        var loaded = edge.PrivateBytes();
         var harness = Process.GetCurrentProcess().PrivateMemorySize64;
 
         // What the private bytes are made of: the free blocks Kestrel's memory pool keeps from the subscribe burst,
         // and what the GC has committed (as of its last collection).
         using var http = new HttpClient();
-        var metrics = await http.GetStringAsync(new Uri($"http://127.0.0.1:{layout.WebPort}/metrics"), cancellationToken);
-        var pooled = PipelineProcesses.Value(metrics, "aspnetcore_memory_pool_pooled_bytes");
-        var committed = PipelineProcesses.Value(metrics, "dotnet_gc_last_collection_memory_committed_size_bytes");
-        var heap = PipelineProcesses.Sum(metrics, "dotnet_gc_last_collection_heap_size_bytes");
-        var fragmentation = PipelineProcesses.Sum(metrics, "dotnet_gc_last_collection_heap_fragmentation_size_bytes");
-        var (heldBytes, heldPooled, heldCommitted) = (double.NaN, double.NaN, double.NaN);
+        async Task<(long Private, double Pooled, double Committed, double Heap, double Fragmentation)> ReadEdgeAsync()
+        {
+            var privateBytes = edge.PrivateBytes();
+            var metrics = await http.GetStringAsync(new Uri($"http://127.0.0.1:{layout.WebPort}/metrics"), cancellationToken);
+            return (privateBytes,
+                PipelineProcesses.Value(metrics, "aspnetcore_memory_pool_pooled_bytes"),
+                PipelineProcesses.Value(metrics, "dotnet_gc_last_collection_memory_committed_size_bytes"),
+                PipelineProcesses.Sum(metrics, "dotnet_gc_last_collection_heap_size_bytes"),
+                PipelineProcesses.Sum(metrics, "dotnet_gc_last_collection_heap_fragmentation_size_bytes"));
+        }
+
+        var loaded = await ReadEdgeAsync();
+        var heldReading = (Private: double.NaN, Pooled: double.NaN, Committed: double.NaN);
         if (held > TimeSpan.Zero)
         {
             await Task.Delay(held, cancellationToken);
@@ -218,14 +224,12 @@ public static class Scenarios
                 throw new InvalidOperationException($"{fleet.Live} of {subscribers} subscribers were still open after {held.TotalSeconds} s held; the held figure would not be per subscriber.");
             }
 
-            heldBytes = edge.PrivateBytes();
-            var heldMetrics = await http.GetStringAsync(new Uri($"http://127.0.0.1:{layout.WebPort}/metrics"), cancellationToken);
-            heldPooled = MiB((long)PipelineProcesses.Value(heldMetrics, "aspnetcore_memory_pool_pooled_bytes"));
-            heldCommitted = MiB((long)PipelineProcesses.Value(heldMetrics, "dotnet_gc_last_collection_memory_committed_size_bytes"));
+            var reading = await ReadEdgeAsync();
+            heldReading = (reading.Private, reading.Pooled, reading.Committed);
         }
 
-        return new SubscriberScaleResult(subscribers, perConnection, opensPerSecond, MiB(baseline), MiB(loaded), (loaded - baseline) / (double)subscribers, MiB(harness), MiB((long)pooled), MiB((long)committed), MiB((long)heap), MiB((long)fragmentation),
-            held.TotalSeconds, double.IsNaN(heldBytes) ? double.NaN : MiB((long)heldBytes), (heldBytes - baseline) / subscribers, heldPooled, heldCommitted);
+        return new SubscriberScaleResult(subscribers, perConnection, opensPerSecond, MiB(baseline), MiB(loaded.Private), (loaded.Private - baseline) / (double)subscribers, MiB(harness), MiB(loaded.Pooled), MiB(loaded.Committed), MiB(loaded.Heap), MiB(loaded.Fragmentation),
+            held.TotalSeconds, MiB(heldReading.Private), (heldReading.Private - baseline) / subscribers, MiB(heldReading.Pooled), MiB(heldReading.Committed));
     }
 
     /// <summary>Subscribers attached with cursors; the edge is stopped (SIGTERM) and started again while posts flow.</summary>
@@ -309,7 +313,7 @@ public static class Scenarios
 
     private static double Ms(long microseconds) => microseconds / 1000.0;
 
-    private static double MiB(long bytes) => bytes / 1024.0 / 1024.0;
+    private static double MiB(double bytes) => bytes / 1024 / 1024;
 
     private static async Task WaitUntilAsync(Func<Task<bool>> condition, CancellationToken cancellationToken, int pollMs = 100)
     {

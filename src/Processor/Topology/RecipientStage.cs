@@ -151,19 +151,18 @@ public sealed class RecipientStage : ITransformer<string, FeedCommand, string, F
     /// </summary>
     private FeedHead DropOldest(string user, FeedHead head)
     {
-        string? oldestKey = RecipientKeys.Entry(user, head.Floor);
+        var oldestKey = RecipientKeys.Entry(user, head.Floor);
         var oldest = _entries.Get(oldestKey);
         if (oldest is null)
         {
-            oldestKey = null;
-            using var entries = _entries.Range(RecipientKeys.Entry(user, head.Floor), RecipientKeys.EntryEnd(user));
+            using var entries = _entries.Range(oldestKey, RecipientKeys.EntryEnd(user));
             if (entries.MoveNext())
             {
                 (oldestKey, oldest) = (entries.Current!.Value.Key, entries.Current!.Value.Value);
             }
         }
 
-        if (oldestKey is null || oldest is null)
+        if (oldest is null)
         {
             throw new InvalidOperationException($"The feed of {user} counts {head.Size} entries but holds none from sequence {head.Floor}: its stores disagree.");
         }

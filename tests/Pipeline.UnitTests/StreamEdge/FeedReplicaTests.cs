@@ -307,7 +307,7 @@ public sealed class FeedReplicaTests : IDisposable
         }
 
         var logger = new FakeLogger<FeedReplica>();
-        _replica = new FeedReplica(Options.Create(new EdgeOptions { StateDir = _stateDir, FeedSize = 4, ResumeWindow = 5 }), logger);
+        _replica = Open(logger);
 
         Assert.Null(_replica.NextOffset(0));
         Assert.Empty(_replica.ReadSnapshot("ann", 10).Entries);
@@ -317,7 +317,7 @@ public sealed class FeedReplicaTests : IDisposable
         Apply(0, 0, Added("ann", "p0"));
         _replica.Dispose();
         var reopened = new FakeLogger<FeedReplica>();
-        _replica = new FeedReplica(Options.Create(new EdgeOptions { StateDir = _stateDir, FeedSize = 4, ResumeWindow = 5 }), reopened);
+        _replica = Open(reopened);
         Assert.Equal(["p0"], _replica.ReadSnapshot("ann", 10).Entries.Select(e => e.Post.PostId));
         Assert.Empty(reopened.Collector.GetSnapshot());
     }
@@ -328,8 +328,8 @@ public sealed class FeedReplicaTests : IDisposable
         Directory.Delete(_stateDir, recursive: true);
     }
 
-    private FeedReplica Open() =>
-        new(Options.Create(new EdgeOptions { StateDir = _stateDir, FeedSize = 4, ResumeWindow = 5 }));
+    private FeedReplica Open(ILogger<FeedReplica>? logger = null) =>
+        new(Options.Create(new EdgeOptions { StateDir = _stateDir, FeedSize = 4, ResumeWindow = 5 }), logger);
 
     private void Apply(int partition, long offset, FeedUpdate update) => _replica.Apply(partition, offset, update, ToEvent(update));
 
