@@ -17,9 +17,11 @@ public sealed class DirectFeedUpdates : IDisposable
     private readonly IProducer<string, byte[]> _producer;
     private readonly long[] _nextSequence;
     private readonly string[][] _followers;
+    private readonly string _bootstrapServers;
 
     public DirectFeedUpdates(string bootstrapServers, FeedWorkload graph)
     {
+        _bootstrapServers = bootstrapServers;
         _nextSequence = new long[graph.Authors];
         var byAuthor = Enumerable.Range(0, graph.Subscribers).ToLookup(graph.AuthorOf, FeedWorkload.User);
         _followers = [.. Enumerable.Range(0, graph.Authors).Select(a => byAuthor[a].ToArray())];
@@ -43,16 +45,52 @@ public sealed class DirectFeedUpdates : IDisposable
         _producer.Flush(cancellationToken);
     }
 
+    /// <summary>
+    /// Fills every follower's feed with <paramref name="perUser"/> updates as fast as the producer takes them, before
+    /// anyone subscribes: posts of their own ("p{author}-{n}"), outside the sequences the live posts check, so a
+    /// measured run can start with every feed at the edge's caps. Nothing counts them as sent. Fails when the broker
+    /// did not keep them all: the embedded one (librdkafka's mock) keeps only the newest 5 MiB of each partition.
+    /// </summary>
+    public void Prefill(int perUser, int partitions, CancellationToken cancellationToken)
+    {
+        for (var n = 0; n < perUser && !cancellationToken.IsCancellationRequested; n++)
+        {
+            for (var author = 0; author < _followers.Length; author++)
+            {
+                Write(author, string.Create(CultureInfo.InvariantCulture, $"p{author}-{n}"), n);
+            }
+        }
+
+        _producer.Flush(cancellationToken);
+        using var consumer = new ConsumerBuilder<Ignore, Ignore>(new ConsumerConfig { BootstrapServers = _bootstrapServers, GroupId = "bench-prefill-check" }).Build();
+        var dropped = Enumerable.Range(0, partitions)
+            .Select(p => consumer.QueryWatermarkOffsets(new TopicPartition(FeedTopics.FeedUpdates, p), TimeSpan.FromSeconds(10)).Low.Value)
+            .Sum();
+        if (dropped > 0)
+        {
+            throw new InvalidOperationException(
+                $"The broker kept only the newest part of the prefill ({dropped:N0} of {(long)perUser * _followers.Sum(f => f.Length):N0} updates are gone from the start of feed.updates): " +
+                "the embedded broker keeps at most 5 MiB per partition. Spread it over more --partitions (about 60,000 of these updates fit in each), or prefill less.");
+        }
+    }
+
     public void Dispose() => _producer.Dispose();
 
     private void PostOne(int author)
     {
         var sequence = _nextSequence[author]++;
+        UpdatesSent += Write(author, string.Create(CultureInfo.InvariantCulture, $"a{author}-{sequence}"), sequence);
+        PostsSent++;
+    }
+
+    /// <summary>One post of <paramref name="author"/>, one update per follower; answers how many it wrote.</summary>
+    private int Write(int author, string postId, long sequence)
+    {
         var now = DateTime.UtcNow;
         var nowMs = new DateTimeOffset(now).ToUnixTimeMilliseconds();
         var post = new Post
         {
-            PostId = string.Create(CultureInfo.InvariantCulture, $"a{author}-{sequence}"),
+            PostId = postId,
             AuthorId = FeedWorkload.Author(author),
             Body = string.Create(CultureInfo.InvariantCulture, $"{now.Ticks}|{author}|{sequence}"),
             CreatedAtMs = nowMs,
@@ -72,10 +110,8 @@ public sealed class DirectFeedUpdates : IDisposable
                     _producer.Poll(TimeSpan.FromMilliseconds(10));
                 }
             }
-
-            UpdatesSent++;
         }
 
-        PostsSent++;
+        return _followers[author].Length;
     }
 }

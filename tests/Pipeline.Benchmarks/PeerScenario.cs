@@ -13,7 +13,7 @@ namespace Pipeline.Benchmarks;
 public sealed record PeerResult(
     LatencyResult Ours, LatencyResult Peer,
     double? DeliveriesPerSecondRatio, double? P50Ratio, double? P99Ratio,
-    double EdgeMiB, double PeerServerMiB, long PeerReconnects, string PeerStack, OurClient OurClient)
+    double EdgeMiB, double PeerServerMiB, long PeerReconnects, string PeerStack, OurClient OurClient, int Prefill)
 {
     public override string ToString() => string.Join(
         Environment.NewLine,
@@ -21,7 +21,7 @@ public sealed record PeerResult(
         "  peer: " + Report.Describe(Peer),
         string.Create(
             CultureInfo.InvariantCulture,
-            $"peer     | ours ({OurClient.Describe()}) ÷ Socket.IO peer: deliveries/s {Format(DeliveriesPerSecondRatio)} · p50 {Format(P50Ratio)} · p99 {Format(P99Ratio)} | memory: edge {EdgeMiB:F0} MiB ({Ours.PerConnection}/conn), socket.io server {PeerServerMiB:F0} MiB (1/conn) | peer reconnects {PeerReconnects} | {PeerStack}"));
+            $"peer     | {(Prefill > 0 ? $"every feed prefilled with {Prefill} updates | " : "")}ours ({OurClient.Describe()}) ÷ Socket.IO peer: deliveries/s {Format(DeliveriesPerSecondRatio)} · p50 {Format(P50Ratio)} · p99 {Format(P99Ratio)} | memory: edge {EdgeMiB:F0} MiB ({Ours.PerConnection}/conn), socket.io server {PeerServerMiB:F0} MiB (1/conn) | peer reconnects {PeerReconnects} | {PeerStack}"));
 
     private static string Format(double? ratio) => ratio?.ToString("F2", CultureInfo.InvariantCulture) ?? "n/a (peer delivered nothing)";
 }
@@ -55,8 +55,13 @@ public static class PeerScenario
 {
     private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(60);
 
-    public static async Task<PeerResult> RunAsync(int subscribers, int fanOut, double postsPerSecond, TimeSpan duration, int perConnection, int partitions, bool direct, string? peerDirectory, OurClient ourClient, CancellationToken cancellationToken)
+    public static async Task<PeerResult> RunAsync(int subscribers, int fanOut, double postsPerSecond, TimeSpan duration, int perConnection, int partitions, bool direct, string? peerDirectory, OurClient ourClient, CancellationToken cancellationToken, int prefill = 0)
     {
+        if (prefill > 0 && !direct)
+        {
+            throw new ArgumentException("--prefill writes feed.updates itself, so it needs --direct.", nameof(prefill));
+        }
+
         // Before any process starts: a missing Node or npm install fails the run at once with the command to run.
         var peer = await SocketIoPeer.PrepareAsync(peerDirectory, cancellationToken);
         var layout = PipelineLayout.Create(partitions);
@@ -102,6 +107,13 @@ public static class PeerScenario
                 summary);
         }
 
+        if (directUpdates is not null && prefill > 0)
+        {
+            var filling = Stopwatch.StartNew();
+            directUpdates.Prefill(prefill, partitions, cancellationToken);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  prefilled {prefill} updates per subscriber ({(long)prefill * subscribers:N0}) in {filling.Elapsed.TotalSeconds:F1} s; the edge catches up before anyone subscribes"));
+        }
+
         if (processorMetrics is not null)
         {
             await workload.FollowAllAsync(cancellationToken);
@@ -111,7 +123,8 @@ public static class PeerScenario
 
         LatencyResult ours;
         double edgeMiB;
-        await using (var edge = await PipelineProcesses.StartEdgeAsync(layout, cancellationToken))
+        // A prefilled feed.updates takes the edge minutes to apply before it reports ready.
+        await using (var edge = await PipelineProcesses.StartEdgeAsync(layout, cancellationToken, readyTimeout: TimeSpan.FromSeconds(90 + prefill * subscribers / 10_000.0)))
         {
             var edgeMetrics = $"http://127.0.0.1:{layout.WebPort}/metrics";
             async Task<(Buckets Ages, Buckets Writes, GcWindow Gc)> EdgeMeters() => (
@@ -193,7 +206,7 @@ public static class PeerScenario
             return new PeerResult(
                 ours, peerResult,
                 Ratio(ours.DeliveriesPerSecond, peerResult.DeliveriesPerSecond), Ratio(ours.P50Ms, peerResult.P50Ms), Ratio(ours.P99Ms, peerResult.P99Ms),
-                edgeMiB, serverMiB, summary.Reconnects, summary.Stack, ourClient);
+                edgeMiB, serverMiB, summary.Reconnects, summary.Stack, ourClient, prefill);
         }
     }
 

@@ -84,7 +84,7 @@ public static class PipelineProcesses
         return processor;
     }
 
-    public static async Task<ServiceProcess> StartEdgeAsync(PipelineLayout layout, CancellationToken cancellationToken, IReadOnlyDictionary<string, string>? extra = null)
+    public static async Task<ServiceProcess> StartEdgeAsync(PipelineLayout layout, CancellationToken cancellationToken, IReadOnlyDictionary<string, string>? extra = null, TimeSpan? readyTimeout = null)
     {
         var environment = new Dictionary<string, string>
         {
@@ -113,7 +113,7 @@ public static class PipelineProcesses
         var edge = ServiceProcess.Start("edge", "StreamEdge.dll", "", Path.Combine(layout.RunDirectory, "edge"), environment);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(StartTimeout);
+        timeout.CancelAfter(readyTimeout ?? StartTimeout);
         while (true)
         {
             if (edge.HasExited)

@@ -64,9 +64,10 @@ fanout.SetAction(async (parse, ct) =>
 var peerDirectory = new Option<string?>("--peer-dir") { Description = "The tests/peer-socketio directory (found above the harness binary by default)." };
 var direct = new Option<bool>("--direct") { Description = "Write the feed updates to feed.updates from the harness (no processor), to load the delivery layers beyond the processor's rate." };
 var ourClient = new Option<OurClient>("--our-client") { Description = "Who subscribes to our edge: dotnet (the harness's own Grpc.Net.Client fleet, in-process) or node (@grpc/grpc-js in a Node process, like the peer's socket.io-client fleet).", DefaultValueFactory = _ => OurClient.DotNet };
-var peer = new Command("peer", "The latency scenario against our edge, then against a Socket.IO peer (socket.io + kafkajs, socket.io-client subscribers) on the same broker and processor; ratios ours ÷ peer.") { subscribers, fanOut, rate, seconds, perConnection, partitions, direct, peerDirectory, ourClient, output };
+var prefill = new Option<int>("--prefill") { Description = "With --direct: updates written to every subscriber's feed before the edge starts, which nobody receives live (at least Edge:FeedSize and Edge:ResumeWindow start the run with every feed at the edge's caps).", DefaultValueFactory = _ => 0 };
+var peer = new Command("peer", "The latency scenario against our edge, then against a Socket.IO peer (socket.io + kafkajs, socket.io-client subscribers) on the same broker and processor; ratios ours ÷ peer.") { subscribers, fanOut, rate, seconds, perConnection, partitions, direct, prefill, peerDirectory, ourClient, output };
 peer.SetAction(async (parse, ct) =>
-    new Report(parse.GetValue(output)!).Write("peer", await PeerScenario.RunAsync(parse.GetValue(subscribers), parse.GetValue(fanOut), parse.GetValue(rate), TimeSpan.FromSeconds(parse.GetValue(seconds)), parse.GetValue(perConnection), parse.GetValue(partitions), parse.GetValue(direct), parse.GetValue(peerDirectory), parse.GetValue(ourClient), ct)));
+    new Report(parse.GetValue(output)!).Write("peer", await PeerScenario.RunAsync(parse.GetValue(subscribers), parse.GetValue(fanOut), parse.GetValue(rate), TimeSpan.FromSeconds(parse.GetValue(seconds)), parse.GetValue(perConnection), parse.GetValue(partitions), parse.GetValue(direct), parse.GetValue(peerDirectory), parse.GetValue(ourClient), ct, parse.GetValue(prefill))));
 
 var processorSettings = new Option<string[]>("--processor-setting")
 {

@@ -1,4 +1,6 @@
+using Confluent.Kafka;
 using Pipeline.Benchmarks;
+using Pipeline.Kafka;
 
 namespace Pipeline.IntegrationTests.Benchmarks;
 
@@ -43,5 +45,28 @@ public sealed class HarnessSmokeTests
         Assert.Equal(1, result.HeldSeconds);
         Assert.True(result.EdgeHeldMiB > 0 && result.EdgeGcCommittedHeldMiB > 0 && result.EdgePooledHeldMiB >= 0, "the harness read the edge again after holding its subscribers");
         Assert.Equal((result.EdgeHeldMiB - result.EdgeBaselineMiB) * 1024 * 1024 / 40, result.BytesPerSubscriberHeld, 0.05 * result.BytesPerSubscriberHeld + 1024 * 1024 / 40.0);
+    }
+
+    [Fact]
+    public async Task Prefill_FillsEveryFeedUncounted_AndFailsWhenTheBrokerDropsPartOfIt()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        var layout = PipelineLayout.Create(partitions: 1);
+        await using var broker = await PipelineProcesses.StartBrokerAsync(layout, timeout.Token);
+        using var workload = new FeedWorkload(layout.BootstrapServers, subscribers: 20, fanOut: 4);
+        using var updates = new DirectFeedUpdates(layout.BootstrapServers, workload);
+        using var consumer = new ConsumerBuilder<Ignore, Ignore>(new ConsumerConfig { BootstrapServers = layout.BootstrapServers, GroupId = "prefill-test" }).Build();
+        WatermarkOffsets Watermarks() => consumer.QueryWatermarkOffsets(new TopicPartition(FeedTopics.FeedUpdates, 0), TimeSpan.FromSeconds(10));
+
+        updates.Prefill(perUser: 10, partitions: 1, timeout.Token);
+
+        Assert.Equal((0L, 200L), (Watermarks().Low.Value, Watermarks().High.Value));
+        Assert.Equal(0, updates.PostsSent);
+        Assert.Equal(0, updates.UpdatesSent);
+
+        // The embedded broker keeps the newest 5 MiB of a partition: 100,000 more updates do not all fit in one.
+        var error = Assert.Throws<InvalidOperationException>(() => updates.Prefill(perUser: 5_000, partitions: 1, timeout.Token));
+        Assert.Contains("5 MiB per partition", error.Message);
+        Assert.True(Watermarks().Low.Value > 0, "the broker dropped the oldest updates");
     }
 }
