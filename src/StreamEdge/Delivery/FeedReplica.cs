@@ -82,7 +82,7 @@ public sealed class FeedReplica : IDisposable
 
     private static readonly byte[] VersionKey = Key("v");
 
-    public FeedReplica(IOptions<EdgeOptions> options, ILogger<FeedReplica>? logger = null)
+    public FeedReplica(IOptions<EdgeOptions> options, ILogger<FeedReplica>? logger = null, EdgeMetrics? metrics = null)
     {
         var edge = options.Value;
         _feedSize = edge.FeedSize;
@@ -112,6 +112,7 @@ public sealed class FeedReplica : IDisposable
 
         Span<byte> version = stackalloc byte[8];
         _db.Put(VersionKey, Long(FormatVersion, version));
+        metrics?.ObserveReplica(Property);
     }
 
     /// <summary>
@@ -429,6 +430,24 @@ public sealed class FeedReplica : IDisposable
         finally
         {
             _handle.ExitWriteLock();
+        }
+    }
+
+    /// <summary>
+    /// A numeric RocksDB property of the replica (<c>rocksdb.block-cache-usage</c>,
+    /// <c>rocksdb.estimate-pending-compaction-bytes</c>, …); null when the edge is shutting down or RocksDB does not
+    /// know it. For the metrics scrape, from any thread.
+    /// </summary>
+    public long? Property(string name)
+    {
+        _handle.EnterReadLock();
+        try
+        {
+            return !_disposed && long.TryParse(_db.GetProperty(name), NumberStyles.None, CultureInfo.InvariantCulture, out var value) ? value : null;
+        }
+        finally
+        {
+            _handle.ExitReadLock();
         }
     }
 

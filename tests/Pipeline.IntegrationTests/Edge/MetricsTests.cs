@@ -24,6 +24,9 @@ public sealed class MetricsTests
         foreach (var metric in new[]
         {
             "feed_edge_subscribers", "feed_edge_deliveries_total", "feed_edge_updates_consumed_total", "feed_edge_replica_lag",
+
+            // The replica's RocksDB figures, read from the open database at scrape time.
+            "feed_edge_replica_block_cache_bytes", "feed_edge_replica_table_files_bytes", "feed_edge_replica_pending_compaction_bytes",
             "feed_processor_posts_in_total", "feed_processor_feed_updates_out_total", "feed_processor_dead_letters_total",
             "feed_processor_tasks_open", "feed_processor_repartition_purges_refused_total",
 

@@ -216,6 +216,17 @@ public sealed class FeedReplicaTests : IDisposable
         Assert.Equal(Enumerable.Range(400 - window, window).Select(i => (long)i), full.ReadAfter("ann", FeedCursor.At(0, 399 - window)).Updates.Select(u => u.Offset));
     }
 
+    /// <summary>The replica reports its RocksDB figures by name, and nothing for a name RocksDB does not know.</summary>
+    [Fact]
+    public void Property_ReadsTheDatabasesFigures()
+    {
+        Apply(0, 0, Added("ann", "p"));
+
+        Assert.True(_replica.Property("rocksdb.block-cache-capacity") > 0, "the block cache has a capacity");
+        Assert.True(_replica.Property("rocksdb.estimate-num-keys") > 0, "the replica holds keys");
+        Assert.Null(_replica.Property("rocksdb.no-such-property"));
+    }
+
     /// <summary>
     /// A resume window of 16 is trimmed 2 updates at a time: a cursor replays exactly while its updates are kept and is
     /// reset once a trim passed it. The feed (16 entries) is trimmed exactly, one entry per add past the cap, as the
