@@ -50,14 +50,16 @@ public sealed class DirectFeedUpdates : IDisposable
     /// anyone subscribes: posts of their own ("p{author}-{n}"), outside the sequences the live posts check, so a
     /// measured run can start with every feed at the edge's caps. Nothing counts them as sent. Fails when the broker
     /// did not keep them all: the embedded one (librdkafka's mock) keeps only the newest 5 MiB of each partition.
+    /// Answers how many updates it wrote.
     /// </summary>
-    public void Prefill(int perUser, int partitions, CancellationToken cancellationToken)
+    public long Prefill(int perUser, int partitions, CancellationToken cancellationToken)
     {
+        long written = 0;
         for (var n = 0; n < perUser && !cancellationToken.IsCancellationRequested; n++)
         {
             for (var author = 0; author < _followers.Length; author++)
             {
-                Write(author, string.Create(CultureInfo.InvariantCulture, $"p{author}-{n}"), n);
+                written += Write(author, string.Create(CultureInfo.InvariantCulture, $"p{author}-{n}"), n);
             }
         }
 
@@ -69,9 +71,11 @@ public sealed class DirectFeedUpdates : IDisposable
         if (dropped > 0)
         {
             throw new InvalidOperationException(
-                $"The broker kept only the newest part of the prefill ({dropped:N0} of {(long)perUser * _followers.Sum(f => f.Length):N0} updates are gone from the start of feed.updates): " +
+                $"The broker kept only the newest part of the prefill ({dropped:N0} of {written:N0} updates are gone from the start of feed.updates): " +
                 "the embedded broker keeps at most 5 MiB per partition. Spread it over more --partitions (about 60,000 of these updates fit in each), or prefill less.");
         }
+
+        return written;
     }
 
     public void Dispose() => _producer.Dispose();

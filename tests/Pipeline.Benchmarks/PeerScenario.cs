@@ -110,8 +110,8 @@ public static class PeerScenario
         if (directUpdates is not null && prefill > 0)
         {
             var filling = Stopwatch.StartNew();
-            directUpdates.Prefill(prefill, partitions, cancellationToken);
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  prefilled {prefill} updates per subscriber ({(long)prefill * subscribers:N0}) in {filling.Elapsed.TotalSeconds:F1} s; the edge catches up before anyone subscribes"));
+            var written = directUpdates.Prefill(prefill, partitions, cancellationToken);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  prefilled {prefill} updates per subscriber ({written:N0}) in {filling.Elapsed.TotalSeconds:F1} s; the edge catches up before anyone subscribes"));
         }
 
         if (processorMetrics is not null)
