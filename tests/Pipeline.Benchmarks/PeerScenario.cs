@@ -127,11 +127,12 @@ public static class PeerScenario
         await using (var edge = await PipelineProcesses.StartEdgeAsync(layout, cancellationToken, readyTimeout: TimeSpan.FromSeconds(90 + prefill * subscribers / 10_000.0)))
         {
             var edgeMetrics = $"http://127.0.0.1:{layout.WebPort}/metrics";
-            async Task<(Buckets Ages, Buckets Writes, GcWindow Gc)> EdgeMeters() => (
+            async Task<(Buckets Ages, Buckets Writes, GcWindow Gc, DateTime At)> EdgeMeters() => (
                 await PipelineProcesses.ScrapeBucketsAsync(http, edgeMetrics, Scenarios.UpdateAge, cancellationToken),
                 await PipelineProcesses.ScrapeBucketsAsync(http, edgeMetrics, Scenarios.WriteDelay, cancellationToken),
-                await GcWindow.ScrapeAsync(http, edgeMetrics, cancellationToken));
-            LatencyResult WithEdgeMeters(LatencyResult result, (Buckets Ages, Buckets Writes, GcWindow Gc) before, (Buckets Ages, Buckets Writes, GcWindow Gc) after)
+                await GcWindow.ScrapeAsync(http, edgeMetrics, cancellationToken),
+                DateTime.UtcNow);
+            LatencyResult WithEdgeMeters(LatencyResult result, (Buckets Ages, Buckets Writes, GcWindow Gc, DateTime At) before, (Buckets Ages, Buckets Writes, GcWindow Gc, DateTime At) after)
             {
                 var age = BucketHistogram.Delta(before.Ages, after.Ages);
                 var writes = BucketHistogram.Delta(before.Writes, after.Writes);
@@ -140,6 +141,7 @@ public static class PeerScenario
                     EdgeApplyP50Ms = BucketHistogram.Quantile(age, 0.50) * 1000, EdgeApplyP99Ms = BucketHistogram.Quantile(age, 0.99) * 1000,
                     EdgeWriteP50Ms = BucketHistogram.Quantile(writes, 0.50) * 1000, EdgeWriteP99Ms = BucketHistogram.Quantile(writes, 0.99) * 1000,
                     EdgeGc = after.Gc.Since(before.Gc),
+                    EdgeReplica = ReplicaWork.Read(layout.EdgeReplicaLog, before.At, after.At),
                 };
             }
 

@@ -10,6 +10,11 @@ public sealed record PipelineLayout(int KafkaPort, int GrpcPort, int WebPort, in
 {
     public string BootstrapServers => $"127.0.0.1:{KafkaPort}";
 
+    public string EdgeStateDirectory => Path.Combine(RunDirectory, "edge-state");
+
+    /// <summary>RocksDB's log of the edge's replica (<see cref="ReplicaWork"/>).</summary>
+    public string EdgeReplicaLog => Path.Combine(EdgeStateDirectory, "feed-replica", "LOG");
+
     public static PipelineLayout Create(int partitions)
     {
         var run = Path.Combine(Path.GetTempPath(), "feed-bench", DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture) + "-" + Guid.NewGuid().ToString("N")[..6]);
@@ -89,7 +94,7 @@ public static class PipelineProcesses
         var environment = new Dictionary<string, string>
         {
             ["Kafka__BootstrapServers"] = layout.BootstrapServers,
-            ["Edge__StateDir"] = Path.Combine(layout.RunDirectory, "edge-state"),
+            ["Edge__StateDir"] = layout.EdgeStateDirectory,
             ["Edge__CursorSigningKey"] = Convert.ToBase64String(new byte[32]),
             ["Edge__MaxSubscriptionsPerUser"] = "1000",
             ["Auth__Issuer"] = DevTokens.Issuer,
@@ -127,7 +132,8 @@ public static class PipelineProcesses
                 answering ??= started.Elapsed;
                 if (response.IsSuccessStatusCode)
                 {
-                    Console.WriteLine($"  edge: answering HTTP {answering.Value.TotalSeconds:F2} s after its start, ready (replica caught up) after {started.Elapsed.TotalSeconds:F2} s, {edge.CpuTime().TotalSeconds:F2} s of CPU");
+                    var replica = ReplicaWork.Read(layout.EdgeReplicaLog) is { Flushes: > 0 } work ? $"; its replica meanwhile: {work.Describe()}" : "";
+                    Console.WriteLine($"  edge: answering HTTP {answering.Value.TotalSeconds:F2} s after its start, ready (replica caught up) after {started.Elapsed.TotalSeconds:F2} s, {edge.CpuTime().TotalSeconds:F2} s of CPU{replica}");
                     return edge;
                 }
             }

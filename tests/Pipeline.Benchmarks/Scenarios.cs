@@ -18,7 +18,8 @@ public sealed record LatencyResult(
     double CommitP50Ms = double.NaN, double CommitP99Ms = double.NaN, double CommitsPerSecond = double.NaN,
     double EdgeWriteP50Ms = double.NaN, double EdgeWriteP99Ms = double.NaN,
     GcWindow? EdgeGc = null,
-    double SpanP50Ms = double.NaN, double SpanP99Ms = double.NaN);
+    double SpanP50Ms = double.NaN, double SpanP99Ms = double.NaN,
+    ReplicaWork? EdgeReplica = null);
 
 /// <summary>A process's garbage collections over a window, from its runtime meters: counts by generation and pause time.</summary>
 public sealed record GcWindow(double Gen0, double Gen1, double Gen2, double PauseMs, double AllocatedMiB)
