@@ -69,6 +69,12 @@ var peer = new Command("peer", "The latency scenario against our edge, then agai
 peer.SetAction(async (parse, ct) =>
     new Report(parse.GetValue(output)!).Write("peer", await PeerScenario.RunAsync(parse.GetValue(subscribers), parse.GetValue(fanOut), parse.GetValue(rate), TimeSpan.FromSeconds(parse.GetValue(seconds)), parse.GetValue(perConnection), parse.GetValue(partitions), parse.GetValue(direct), parse.GetValue(peerDirectory), parse.GetValue(ourClient), ct, parse.GetValue(prefill))));
 
+var applies = new Option<long>("--applies") { Description = "Updates applied after the prefill, over all the users.", DefaultValueFactory = _ => 2_000_000 };
+var replicaPrefill = new Option<int>("--prefill") { Description = "Updates applied to every user's feed first (at least Edge:ResumeWindow puts every feed at both caps).", DefaultValueFactory = _ => 1000 };
+var replica = new Command("replica", "The edge's feed replica alone, in this process: every feed filled to its caps, then the time and CPU per apply and RocksDB's flushes and compactions (caps from --edge-setting Edge__FeedSize / Edge__ResumeWindow, else the edge's defaults).") { subscribers, replicaPrefill, applies, output };
+replica.SetAction(parse =>
+    new Report(parse.GetValue(output)!).Write("replica", ReplicaScenario.Run(parse.GetValue(subscribers), parse.GetValue(replicaPrefill), parse.GetValue(applies))));
+
 var processorSettings = new Option<string[]>("--processor-setting")
 {
     Description = "Processor configuration for this run, as KEY=VALUE in environment-variable form (e.g. Processor__Guarantee=AtLeastOnce).",
@@ -95,7 +101,7 @@ published.Validators.Add(result =>
 });
 var root = new RootCommand("Feed pipeline load harness: broker, processor and edge as separate processes on loopback.")
 {
-    latency, sweep, throughput, scale, storm, fanout, peer, processorSettings, edgeSettings, published,
+    latency, sweep, throughput, scale, storm, fanout, peer, replica, processorSettings, edgeSettings, published,
 };
 var parsed = root.Parse(args);
 ServiceProcess.PublishedDirectory = parsed.GetValue(published)?.FullName;

@@ -32,9 +32,9 @@ public sealed record ReplicaWork(int Flushes, int Compactions, double Compaction
         while (reader.ReadLine() is { } line)
         {
             var start = line.IndexOf("EVENT_LOG_v1 {", StringComparison.Ordinal);
-            if (start < 0)
+            if (start < 0 || !line.EndsWith('}'))
             {
-                continue;
+                continue; // not an event, or the one RocksDB is writing right now
             }
 
             using var json = JsonDocument.Parse(line.AsMemory(start + "EVENT_LOG_v1 ".Length));

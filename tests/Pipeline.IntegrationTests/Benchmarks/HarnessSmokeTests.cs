@@ -69,4 +69,17 @@ public sealed class HarnessSmokeTests
         Assert.Contains("5 MiB per partition", error.Message);
         Assert.True(Watermarks().Low.Value > 0, "the broker dropped the oldest updates");
     }
+
+    /// <summary>The replica scenario, tiny: every feed filled past small caps, then applies timed at them.</summary>
+    [Fact]
+    public void ReplicaScenario_TinyRun_TimesAppliesWithEveryFeedAtItsCaps()
+    {
+        var result = ReplicaScenario.Run(users: 20, prefill: 40, applies: 400, feedSize: 8, resumeWindow: 16);
+
+        Assert.Equal((8, 16, 400L), (result.FeedSize, result.ResumeWindow, result.Applies));
+        Assert.Equal(8, result.FeedEntries);
+        Assert.True(result.MicrosPerApply > 0 && result.CpuMicrosPerApply > 0 && result.PrefillSeconds > 0, "the applies were timed");
+        Assert.NotNull(result.Work);
+        Assert.Contains("the first holds 8", Report.Describe(result), StringComparison.Ordinal);
+    }
 }
