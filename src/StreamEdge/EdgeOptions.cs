@@ -58,6 +58,16 @@ public sealed class EdgeOptions
     public int ResumeWindow { get; set; } = 1000;
 
     /// <summary>
+    /// Memory for the replica's RocksDB block cache, in MiB. A feed at its caps reads its oldest entry on every add;
+    /// the block holding it serves the feed's next ~30 adds, but feeds take their turns round-robin, so a cache
+    /// smaller than one block per active feed (about 5 KiB each) evicts every block before its next use and each add
+    /// reads and decompresses one from the table files (RocksDB's default is 32 MiB). 128 MiB covers about 25,000
+    /// feeds at their caps; watch <c>feed_edge_replica_block_cache_bytes</c>.
+    /// </summary>
+    [Range(8, 1_048_576)]
+    public int ReplicaBlockCacheMb { get; set; } = 128;
+
+    /// <summary>
     /// While the replica catches up (after a start or restart), how long a feed stream is held before it is
     /// refused with UNAVAILABLE. A held stream proceeds the moment the edge is ready, so reconnecting subscribers
     /// wait in place instead of retrying in a storm that takes the CPU the catch-up needs. 0 refuses at once.

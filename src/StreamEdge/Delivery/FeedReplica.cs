@@ -36,6 +36,10 @@ public sealed class FeedReplica : IDisposable
     private readonly ReaderWriterLockSlim _handle = new(LockRecursionPolicy.SupportsRecursion);
     private readonly RocksDb _db;
 
+    // Sized by Edge:ReplicaBlockCacheMb (see there): the blocks holding each feed's oldest entries, read on every add
+    // at the caps.
+    private readonly Cache _blockCache;
+
     // No write-ahead log: the replica is a cache of feed.updates whose checkpoints ("o/{partition}") are written in
     // the same batches as the data, and RocksDB keeps batches atomic across memtable flushes. A crash therefore
     // loses only a suffix of batches, data and checkpoint together, and the edge re-reads that suffix from
@@ -88,6 +92,7 @@ public sealed class FeedReplica : IDisposable
         _feedSize = edge.FeedSize;
         _resumeWindow = edge.ResumeWindow;
         _logTrimChunk = LogTrimChunk(_resumeWindow);
+        _blockCache = Cache.CreateLru((ulong)edge.ReplicaBlockCacheMb << 20);
         Directory.CreateDirectory(edge.StateDir);
         var path = Path.Combine(edge.StateDir, "feed-replica");
 
@@ -98,6 +103,7 @@ public sealed class FeedReplica : IDisposable
         Native.Instance.rocksdb_options_set_memtable_whole_key_filtering(dbOptions.Handle, 1);
         var table = new BlockBasedTableOptions();
         table.SetFilterPolicy(BloomFilterPolicy.Create());
+        table.SetBlockCache(_blockCache);
         dbOptions.SetBlockBasedTableFactory(table);
         _db = RocksDb.Open(dbOptions, path);
         if (StoredFormat() is { } stored && stored != FormatVersion)

@@ -227,6 +227,16 @@ public sealed class FeedReplicaTests : IDisposable
         Assert.Null(_replica.Property("rocksdb.no-such-property"));
     }
 
+    /// <summary>The block cache is the size Edge:ReplicaBlockCacheMb gives, not RocksDB's default (32 MiB).</summary>
+    [Fact]
+    public void TheBlockCache_IsTheConfiguredSize()
+    {
+        using var sized = new FeedReplica(Options.Create(new EdgeOptions { StateDir = Path.Combine(_stateDir, "sized"), ReplicaBlockCacheMb = 48 }));
+
+        Assert.Equal(48L << 20, sized.Property("rocksdb.block-cache-capacity"));
+        Assert.Equal(128L << 20, _replica.Property("rocksdb.block-cache-capacity"));
+    }
+
     /// <summary>
     /// A resume window of 16 is trimmed 2 updates at a time: a cursor replays exactly while its updates are kept and is
     /// reset once a trim passed it. The feed (16 entries) is trimmed exactly, one entry per add past the cap, as the
