@@ -100,7 +100,7 @@ public sealed class EdgeMetrics : IDisposable
     public void ObserveReplica(Func<string, long?> property)
     {
         IEnumerable<Measurement<long>> Read(string name) => property(name) is { } value ? [new Measurement<long>(value)] : [];
-        _meter.CreateObservableGauge("feed.edge.replica.block_cache", () => Read("rocksdb.block-cache-usage"), "By", "Replica block cache in use (RocksDB's default cache; the reads it misses go to the file system's page cache)");
+        _meter.CreateObservableGauge("feed.edge.replica.block_cache", () => Read("rocksdb.block-cache-usage"), "By", "Replica block cache in use (its capacity is Edge:ReplicaBlockCacheMb)");
         _meter.CreateObservableGauge("feed.edge.replica.table_files", () => Read("rocksdb.total-sst-files-size"), "By", "Size of the replica's table files on disk");
         _meter.CreateObservableGauge("feed.edge.replica.pending_compaction", () => Read("rocksdb.estimate-pending-compaction-bytes"), "By", "Bytes RocksDB estimates compaction must rewrite to settle the replica's levels; rising steadily means writes outrun compaction");
     }

@@ -13,7 +13,7 @@ public sealed record PipelineLayout(int KafkaPort, int GrpcPort, int WebPort, in
     public string EdgeStateDirectory => Path.Combine(RunDirectory, "edge-state");
 
     /// <summary>RocksDB's log of the edge's replica (<see cref="ReplicaWork"/>).</summary>
-    public string EdgeReplicaLog => Path.Combine(EdgeStateDirectory, "feed-replica", "LOG");
+    public string EdgeReplicaLog => ReplicaWork.LogIn(EdgeStateDirectory);
 
     public static PipelineLayout Create(int partitions)
     {

@@ -34,7 +34,7 @@ public static class ReplicaScenario
         };
         options.FeedSize = feedSize ?? Setting("Edge__FeedSize") ?? options.FeedSize;
         options.ResumeWindow = resumeWindow ?? Setting("Edge__ResumeWindow") ?? options.ResumeWindow;
-        var log = Path.Combine(options.StateDir, "feed-replica", "LOG");
+        var log = ReplicaWork.LogIn(options.StateDir);
         var names = Enumerable.Range(0, users).Select(FeedWorkload.User).ToArray();
         var process = Process.GetCurrentProcess();
         Console.WriteLine($"replica: {users} feeds (caps: {options.FeedSize} entries, {options.ResumeWindow} logged updates), {prefill} updates each first, then {applies:N0} more; state in {options.StateDir}");

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Pipeline.StreamEdge.Delivery;
 
 namespace Pipeline.Benchmarks;
 
@@ -10,6 +11,9 @@ namespace Pipeline.Benchmarks;
 /// </summary>
 public sealed record ReplicaWork(int Flushes, int Compactions, double CompactionReadMiB, double CompactionWrittenMiB, double CompactionCpuSeconds)
 {
+    /// <summary>RocksDB's log of the feed replica of an edge whose Edge:StateDir is <paramref name="stateDir"/>.</summary>
+    public static string LogIn(string stateDir) => Path.Combine(FeedReplica.DirectoryIn(stateDir), "LOG");
+
     /// <summary>
     /// The work that finished between <paramref name="from"/> and <paramref name="to"/> (UTC; null: unbounded) in
     /// the log at <paramref name="logPath"/>; null when there is no log (the store was never opened there).

@@ -94,7 +94,7 @@ public sealed class FeedReplica : IDisposable
         _logTrimChunk = LogTrimChunk(_resumeWindow);
         _blockCache = Cache.CreateLru((ulong)edge.ReplicaBlockCacheMb << 20);
         Directory.CreateDirectory(edge.StateDir);
-        var path = Path.Combine(edge.StateDir, "feed-replica");
+        var path = DirectoryIn(edge.StateDir);
 
         // An apply's gets and puts are mostly skiplist searches of the memtable. Whole-key bloom filters, in the
         // memtable (2 % of its size) and in the table files, answer a get of an absent key without the search, and
@@ -120,6 +120,9 @@ public sealed class FeedReplica : IDisposable
         _db.Put(VersionKey, Long(FormatVersion, version));
         metrics?.ObserveReplica(Property);
     }
+
+    /// <summary>Where the replica keeps its RocksDB files under <see cref="EdgeOptions.StateDir"/>.</summary>
+    public static string DirectoryIn(string stateDir) => Path.Combine(stateDir, "feed-replica");
 
     /// <summary>
     /// The stored layout: null for an empty replica, 1 for one written before the version was recorded (entries keyed
