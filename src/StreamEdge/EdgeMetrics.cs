@@ -75,18 +75,20 @@ public sealed class EdgeMetrics : IDisposable
 
     public long ReplicaLag => Volatile.Read(ref _partitionLag).Sum();
 
-    /// <summary>Records the consumer's distance from the partition's end after applying an update.</summary>
-    public void Lag(int partition, long records)
+    /// <summary>Sizes the lag of each partition for <paramref name="partitions"/> partitions, before the apply threads start.</summary>
+    public void TrackPartitions(int partitions)
     {
-        var lags = Volatile.Read(ref _partitionLag);
-        if (partition >= lags.Length)
+        if (partitions > Volatile.Read(ref _partitionLag).Length)
         {
-            Array.Resize(ref lags, partition + 1);
-            Volatile.Write(ref _partitionLag, lags);
+            Volatile.Write(ref _partitionLag, new long[partitions]);
         }
-
-        lags[partition] = Math.Max(0, records);
     }
+
+    /// <summary>
+    /// Records the consumer's distance from the partition's end after applying an update; each partition from one
+    /// apply thread, within the partitions tracked.
+    /// </summary>
+    public void Lag(int partition, long records) => Volatile.Read(ref _partitionLag)[partition] = Math.Max(0, records);
 
     /// <summary>Publishes the events queued in subscriber buffers (feed.edge.queued_events), read at scrape time.</summary>
     public void ObserveQueuedEvents(Func<long> queued) =>

@@ -68,6 +68,16 @@ public sealed class EdgeOptions
     public int ReplicaBlockCacheMb { get; set; } = 128;
 
     /// <summary>
+    /// Threads that consume feed.updates, apply it to the replica and dispatch it, each with a Kafka consumer of its
+    /// own and a share of the partitions (partition p to thread p mod N; never more threads than partitions). An
+    /// apply is RocksDB reads and one batched write on the applying thread, about 24 µs at the production caps, so
+    /// one thread bounds an edge at about 41,000 updates/s whatever its cores. Each thread adds a consumer's
+    /// connections and fetch buffers.
+    /// </summary>
+    [Range(1, 64)]
+    public int ApplyThreads { get; set; } = 1;
+
+    /// <summary>
     /// While the replica catches up (after a start or restart), how long a feed stream is held before it is
     /// refused with UNAVAILABLE. A held stream proceeds the moment the edge is ready, so reconnecting subscribers
     /// wait in place instead of retrying in a storm that takes the CPU the catch-up needs. 0 refuses at once.

@@ -71,9 +71,10 @@ peer.SetAction(async (parse, ct) =>
 
 var applies = new Option<long>("--applies") { Description = "Updates applied after the prefill, over all the users.", DefaultValueFactory = _ => 2_000_000 };
 var replicaPrefill = new Option<int>("--prefill") { Description = "Updates applied to every user's feed first (at least Edge:ResumeWindow puts every feed at both caps).", DefaultValueFactory = _ => 1000 };
-var replica = new Command("replica", "The edge's feed replica alone, in this process: every feed filled to its caps, then the time and CPU per apply and RocksDB's flushes and compactions (caps from --edge-setting Edge__FeedSize / Edge__ResumeWindow, else the edge's defaults).") { subscribers, replicaPrefill, applies, output };
+var replicaThreads = new Option<int>("--threads") { Description = "Applying threads, each with its own writer and a share of the partitions (as Edge:ApplyThreads).", DefaultValueFactory = _ => 1 };
+var replica = new Command("replica", "The edge's feed replica alone, in this process: every feed filled to its caps, then the time and CPU per apply and RocksDB's flushes and compactions (caps from --edge-setting Edge__FeedSize / Edge__ResumeWindow, else the edge's defaults).") { subscribers, replicaPrefill, applies, replicaThreads, output };
 replica.SetAction(parse =>
-    new Report(parse.GetValue(output)!).Write("replica", ReplicaScenario.Run(parse.GetValue(subscribers), parse.GetValue(replicaPrefill), parse.GetValue(applies))));
+    new Report(parse.GetValue(output)!).Write("replica", ReplicaScenario.Run(parse.GetValue(subscribers), parse.GetValue(replicaPrefill), parse.GetValue(applies), threads: parse.GetValue(replicaThreads))));
 
 var processorSettings = new Option<string[]>("--processor-setting")
 {

@@ -8,25 +8,31 @@ using Pipeline.StreamEdge.Delivery;
 namespace Pipeline.Benchmarks;
 
 /// <param name="FeedEntries">Entries in the first user's feed after the run: the feed cap once the prefill reaches it.</param>
-/// <param name="MicrosPerApply">Wall time per apply on the applying thread, as the edge's dispatch thread spends it.</param>
+/// <param name="Threads">Applying threads, each with its own replica writer and a share of the partitions, as the edge's Edge:ApplyThreads.</param>
+/// <param name="MicrosPerApply">Wall time per apply on an applying thread, as the edge's apply threads spend it.</param>
+/// <param name="AppliesPerSecond">Applies per second of wall time, all threads together.</param>
 /// <param name="CpuMicrosPerApply">This process's CPU per apply: the applying thread and RocksDB's flush and compaction threads.</param>
 public sealed record ReplicaResult(
-    int Users, int Prefill, int FeedSize, int ResumeWindow, long Applies, int FeedEntries,
+    int Users, int Prefill, int FeedSize, int ResumeWindow, int Threads, long Applies, int FeedEntries,
     double PrefillSeconds, double PrefillCpuSeconds, ReplicaWork? PrefillWork,
-    double MicrosPerApply, double CpuMicrosPerApply, ReplicaWork? Work, double TableFilesMiB);
+    double MicrosPerApply, double AppliesPerSecond, double CpuMicrosPerApply, ReplicaWork? Work, double TableFilesMiB);
 
 /// <summary>
 /// The edge's feed replica alone, in this process, with no broker, network or subscribers: every user's feed filled
 /// with <c>prefill</c> updates (past both caps when it is at least the resume window), then <c>applies</c> more
 /// spread over the users, staged and committed in batches of up to 128 (one update per user), as the edge's consumer
-/// applies what it fetched. It shows what one apply costs the dispatch thread at the caps, which bounds an edge's
-/// deliveries/s whatever its cores, and what RocksDB's background work adds to it.
+/// applies what it fetched, on <c>threads</c> threads that share the partitions as the edge's apply threads do. It
+/// shows what one apply costs an apply thread at the caps, which bounds an edge's deliveries/s, and what RocksDB's
+/// background work adds to it.
 /// </summary>
 public static class ReplicaScenario
 {
     private const int Batch = 128;
 
-    public static ReplicaResult Run(int users, int prefill, long applies, int? feedSize = null, int? resumeWindow = null)
+    /// <summary>Users per partition, like a topic whose every partition holds many feeds.</summary>
+    private const int UsersPerPartition = 100;
+
+    public static ReplicaResult Run(int users, int prefill, long applies, int? feedSize = null, int? resumeWindow = null, int threads = 1)
     {
         var options = new EdgeOptions
         {
@@ -37,16 +43,37 @@ public static class ReplicaScenario
         var log = ReplicaWork.LogIn(options.StateDir);
         var names = Enumerable.Range(0, users).Select(FeedWorkload.User).ToArray();
         var process = Process.GetCurrentProcess();
-        Console.WriteLine($"replica: {users} feeds (caps: {options.FeedSize} entries, {options.ResumeWindow} logged updates), {prefill} updates each first, then {applies:N0} more; state in {options.StateDir}");
+        var partitions = (users + UsersPerPartition - 1) / UsersPerPartition;
+        threads = Math.Clamp(threads, 1, partitions);
+        Console.WriteLine($"replica: {users} feeds (caps: {options.FeedSize} entries, {options.ResumeWindow} logged updates) in {partitions} partitions on {threads} applying threads, {prefill} updates each first, then {applies:N0} more; state in {options.StateDir}");
         try
         {
             using var replica = new FeedReplica(Options.Create(options));
-            long offset = 0;
+            var writers = Enumerable.Range(0, threads).Select(_ => replica.CreateWriter()).ToArray();
+            long next = 0;
+
+            // The next count updates of the round-robin sequence (offset i goes to user i mod users), each thread
+            // applying those of its partitions in order; the offset doubles as the record's offset in its partition.
             void Apply(long count)
             {
-                for (long i = 0; i < count; i++, offset++)
+                var (from, to) = (next, next + count);
+                next = to;
+                var workers = Enumerable.Range(0, threads).Select(thread => new Thread(() => ApplyShare(writers[thread], thread, from, to))).ToList();
+                workers.ForEach(w => w.Start());
+                workers.ForEach(w => w.Join());
+            }
+
+            void ApplyShare(FeedReplica.Writer writer, int thread, long from, long to)
+            {
+                for (var offset = from; offset < to; offset++)
                 {
                     var user = (int)(offset % users);
+                    var partition = user / UsersPerPartition;
+                    if (partition % threads != thread)
+                    {
+                        continue;
+                    }
+
                     var sequence = offset / users;
                     var post = new Post
                     {
@@ -58,16 +85,15 @@ public static class ReplicaScenario
                     var update = new FeedUpdate { RecipientId = names[user], Kind = FeedUpdateKind.Added, Cause = FeedCause.Live, Post = post, SourceOccurredAtMs = 1 };
 
                     // A batch holds one update per user, as the consumer's does: a second one commits it first.
-                    if (replica.StagedCount == Batch || replica.IsStaged(update.RecipientId))
+                    if (writer.StagedCount == Batch || writer.IsStaged(update.RecipientId))
                     {
-                        replica.Commit();
+                        writer.Commit();
                     }
 
-                    // One partition per 100 users, like a topic whose every partition holds many feeds.
-                    replica.Stage(user / 100, offset, update, FeedEvents.ToFeedEvent(update));
+                    writer.Stage(partition, offset, update, FeedEvents.ToFeedEvent(update));
                 }
 
-                replica.Commit();
+                writer.Commit();
             }
 
             var cpu = process.TotalProcessorTime;
@@ -86,9 +112,10 @@ public static class ReplicaScenario
             var entries = replica.ReadSnapshot(names[0], int.MaxValue).Entries.Count;
             var tableFiles = (replica.Property("rocksdb.total-sst-files-size") ?? 0) / 1024.0 / 1024.0;
             return new ReplicaResult(
-                users, prefill, options.FeedSize, options.ResumeWindow, applies, entries,
+                users, prefill, options.FeedSize, options.ResumeWindow, threads, applies, entries,
                 prefillSeconds, prefillCpu, prefillWork,
-                applies > 0 ? seconds * 1e6 / applies : double.NaN, applies > 0 ? cpuSeconds * 1e6 / applies : double.NaN, work, tableFiles);
+                applies > 0 ? seconds * threads * 1e6 / applies : double.NaN, applies / seconds,
+                applies > 0 ? cpuSeconds * 1e6 / applies : double.NaN, work, tableFiles);
         }
         finally
         {

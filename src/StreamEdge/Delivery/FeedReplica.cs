@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Buffers.Text;
+using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using System.Text;
 using Feed.V1;
@@ -26,8 +27,9 @@ namespace Pipeline.StreamEdge.Delivery;
 /// than by an iterator seek. An entry's value is its held key's tail ("{author}/{post}", after a 2-byte big-endian
 /// length) and then the <see cref="FeedEntry"/>, so dropping the oldest entry finds its held key without parsing it.
 /// Offsets and sequences are zero-padded so byte order is numeric order.
-/// Only the dispatch thread writes; readers use RocksDB snapshots, so a subscriber always sees a consistent
-/// (meta, entries, offset) triple.
+/// Writes go through <see cref="Writer"/>s, one per applying thread, each owning a share of the partitions (a user's
+/// updates all come from one partition: the processor keys feed.updates by recipient); readers use RocksDB
+/// snapshots, so a subscriber always sees a consistent (meta, entries, offset) triple.
 /// </remarks>
 public sealed class FeedReplica : IDisposable
 {
@@ -56,27 +58,9 @@ public sealed class FeedReplica : IDisposable
     // (a re-follow's backfill), and the replica must then take it as new rather than as one it still holds.
     private readonly int _logTrimChunk;
 
-    // Apply's scratch space. Only the dispatch thread applies, so one batch, three key buffers, one value buffer, one
-    // held-key reader and one entry message serve every update, at the caps too (trims delete the keys they iterate
-    // over from the iterator's own memory): at 10,000 subscribers each collection stops the edge for
-    // tens of milliseconds, and the replica's keys, values and batches were over half of what the dispatch path
-    // allocated.
-    private readonly WriteBatch _batch = new();
-    private readonly FeedEntry _entry = new();
-    private readonly HashSet<int> _startRecorded = [];
-
-    // The batch being staged: its users (one update each), each partition's next offset, the partitions whose
-    // first offset it records.
-    private readonly HashSet<string> _stagedUsers = new(StringComparer.Ordinal);
-    private readonly Dictionary<int, long> _stagedCheckpoints = [];
-    private readonly HashSet<int> _startStaged = [];
-    private readonly Dictionary<int, byte[]> _offsetKeys = [];
-    private readonly Dictionary<int, byte[]> _startKeys = [];
-    private byte[] _heldKey = new byte[256];
-    private byte[] _key = new byte[256];
-    private byte[] _prefix = new byte[256];
-    private byte[] _value = new byte[1024];
-    private readonly HeldTailReader _heldTail = new();
+    // The writer behind Apply, for callers on one thread (tests, tools); the edge's consumer makes its own.
+    private Writer? _applier;
+    private readonly List<Writer> _writers = [];
 
     /// <summary>
     /// The layout this edge writes. A replica written in another layout is deleted and rebuilt from feed.updates
@@ -155,178 +139,30 @@ public sealed class FeedReplica : IDisposable
     }
 
     /// <summary>
-    /// Applies one feed.updates record and advances the partition's checkpoint, atomically: <see cref="Stage"/> and
-    /// <see cref="Commit"/> of a batch of one.
+    /// Applies one feed.updates record and advances the partition's checkpoint, atomically: a batch of one, written
+    /// by the replica's own <see cref="Writer"/>. For callers on one thread that do not batch (tests, tools).
     /// </summary>
     public void Apply(int partition, long offset, FeedUpdate update, FeedEvent loggedEvent)
     {
-        Stage(partition, offset, update, loggedEvent);
-        Commit();
-    }
-
-    /// <summary>Whether <paramref name="user"/> has an update in the batch not yet committed.</summary>
-    public bool IsStaged(string user) => _stagedUsers.Contains(user);
-
-    /// <summary>How many updates the batch not yet committed holds.</summary>
-    public int StagedCount => _stagedUsers.Count;
-
-    /// <summary>
-    /// Adds one feed.updates record to the batch that <see cref="Commit"/> writes, with the partitions'
-    /// checkpoints, in one atomic write. A batch holds at most one update per user: staging reads the user's state
-    /// from the store, so a second update of a staged user must wait for the commit (<see cref="IsStaged"/>).
-    /// Called by the dispatch thread only (it reuses the replica's scratch space).
-    /// </summary>
-    public void Stage(int partition, long offset, FeedUpdate update, FeedEvent loggedEvent)
-    {
-        if (!_stagedUsers.Add(update.RecipientId))
-        {
-            throw new InvalidOperationException($"an update of {update.RecipientId} is already staged; commit the batch first");
-        }
-
-        Enter();
-        try
-        {
-            var user = update.RecipientId;
-            var meta = ReadMetaRaw(user, null) ?? new UserMeta(partition, 0, 0, -1, 0, 0);
-            var batch = _batch;
-            Span<byte> number = stackalloc byte[UserMeta.Size];
-            if (!_startRecorded.Contains(partition) && !_startStaged.Contains(partition) && ReadLong(StartKey(partition), null) is null)
-            {
-                batch.Put(StartKey(partition), Long(offset, number), null);
-                _startStaged.Add(partition);
-            }
-
-            var post = update.Post ?? new Post();
-            var heldKey = Compose(ref _heldKey, "x/", user, post.AuthorId, post.PostId);
-            if (update.Kind == FeedUpdateKind.Added && ReadLong(heldKey, null) is null)
-            {
-                _entry.Post = post;
-                _entry.Cause = update.Cause;
-                _entry.FromSnapshot = true;
-                _entry.SourceOccurredAtMs = update.SourceOccurredAtMs;
-                batch.Put(Compose(ref _key, "e/", user, number: meta.NextEntry), SerializeEntry(heldKey[HeldKeyTailStart(user)..], _entry), null);
-                batch.Put(heldKey, Long(meta.NextEntry, number), null);
-                meta = meta with { Entries = meta.Entries + 1, NextEntry = meta.NextEntry + 1 };
-                if (meta.Entries > _feedSize)
-                {
-                    meta = DropOldestEntry(user, meta);
-                }
-            }
-            else if (update.Kind == FeedUpdateKind.Removed && ReadLong(heldKey, null) is { } heldAt)
-            {
-                batch.Delete(Compose(ref _key, "e/", user, number: heldAt), null);
-                batch.Delete(heldKey, null);
-                meta = meta with { Entries = meta.Entries - 1 };
-            }
-
-            batch.Put(Compose(ref _key, "l/", user, number: offset), Serialize(loggedEvent), null);
-            meta = meta with { Logged = meta.Logged + 1 };
-            if (meta.Logged >= _resumeWindow + _logTrimChunk)
-            {
-                meta = TrimLog(user, meta);
-            }
-
-            meta.WriteTo(number);
-            batch.Put(Compose(ref _key, "m/", user), number, null);
-            _stagedCheckpoints[partition] = offset + 1;
-        }
-        finally
-        {
-            _handle.ExitReadLock();
-        }
+        var writer = _applier ??= CreateWriter();
+        writer.Stage(partition, offset, update, loggedEvent);
+        writer.Commit();
     }
 
     /// <summary>
-    /// Stages the deletion of the user's oldest entry (and its held key). The oldest is the entry at the floor unless
-    /// a removal left a hole there; then it is the first one after it, found by a seek (removals are rare).
+    /// A writer with its own batch and scratch space, for one applying thread. Writers on different threads must
+    /// stage disjoint partitions (each partition's checkpoint and its users' state belong to one writer); RocksDB
+    /// takes their writes concurrently.
     /// </summary>
-    /// <remarks>The new entry is staged, not stored: the user holds at least one stored entry past the cap.</remarks>
-    private UserMeta DropOldestEntry(string user, UserMeta meta)
+    public Writer CreateWriter()
     {
-        var sequence = meta.EntryFloor;
-        var tail = _db.Get(Compose(ref _key, "e/", user, number: sequence), _heldTail, null, null);
-        if (tail is null)
+        var writer = new Writer(this);
+        lock (_writers)
         {
-            using var iterator = _db.NewIterator(null, null);
-            var prefix = Compose(ref _prefix, "e/", user, "");
-            iterator.Seek(Compose(ref _key, "e/", user, number: sequence));
-            if (iterator.Valid() && iterator.GetKeySpan().StartsWith(prefix))
-            {
-                sequence = NumberOf(iterator.GetKeySpan());
-                tail = _heldTail.Deserialize(iterator.GetValueSpan());
-            }
+            _writers.Add(writer);
         }
 
-        if (tail is not { } tailLength)
-        {
-            return meta;
-        }
-
-        _batch.Delete(Compose(ref _key, "e/", user, number: sequence), null);
-        _batch.Delete(HeldKey(user, _heldTail.Buffer.AsSpan(0, tailLength)), null);
-        return meta with { Entries = meta.Entries - 1, EntryFloor = sequence + 1 };
-    }
-
-    /// <summary>
-    /// Stages the deletion of the user's oldest logged updates down to the resume window. The oldest in the store:
-    /// the update just staged is in the batch, not yet in the store. Seeks from where the previous trim stopped rather
-    /// than from the start of the user's range, which is paved with the deletion markers of every earlier trim until
-    /// RocksDB compacts them (seeking over them made each trim slower than the last).
-    /// </summary>
-    private UserMeta TrimLog(string user, UserMeta meta)
-    {
-        var excess = meta.Logged - _resumeWindow;
-        var trimmed = 0;
-        var through = meta.TrimmedThrough;
-        using var iterator = _db.NewIterator(null, null);
-        var prefix = Compose(ref _prefix, "l/", user, "");
-        for (iterator.Seek(Compose(ref _key, "l/", user, number: meta.TrimmedThrough + 1)); trimmed < excess && iterator.Valid(); iterator.Next())
-        {
-            var key = iterator.GetKeySpan();
-            if (!key.StartsWith(prefix))
-            {
-                break;
-            }
-
-            _batch.Delete(key, null);
-            through = NumberOf(key);
-            trimmed++;
-        }
-
-        return meta with { Logged = meta.Logged - trimmed, TrimmedThrough = through };
-    }
-
-    /// <summary>
-    /// Writes the staged updates and each partition's checkpoint (one put per partition, not per update) in one
-    /// atomic write; the batch is empty afterwards, written or not.
-    /// </summary>
-    public void Commit()
-    {
-        if (_stagedUsers.Count == 0)
-        {
-            return;
-        }
-
-        Enter();
-        try
-        {
-            Span<byte> number = stackalloc byte[8];
-            foreach (var (partition, next) in _stagedCheckpoints)
-            {
-                _batch.Put(OffsetKey(partition), Long(next, number), null);
-            }
-
-            _db.Write(_batch, _write);
-            _startRecorded.UnionWith(_startStaged);
-        }
-        finally
-        {
-            _batch.Clear();
-            _stagedUsers.Clear();
-            _stagedCheckpoints.Clear();
-            _startStaged.Clear();
-            _handle.ExitReadLock();
-        }
+        return writer;
     }
 
     /// <summary>
@@ -432,7 +268,14 @@ public sealed class FeedReplica : IDisposable
             {
                 _disposed = true;
                 _db.Flush(new FlushOptions().SetWaitForFlush(true));
-                _batch.Dispose();
+                lock (_writers)
+                {
+                    foreach (var writer in _writers)
+                    {
+                        writer.Free();
+                    }
+                }
+
                 _db.Dispose();
             }
         }
@@ -472,10 +315,6 @@ public sealed class FeedReplica : IDisposable
 
     private UserMeta? ReadMeta(string user, ReadOptions? read) => _db.Get(Key($"m/{user}"), MetaReader.Instance, null, read);
 
-    /// <summary>The dispatch thread's meta read: its key in the scratch buffer, the value read in place.</summary>
-    private UserMeta? ReadMetaRaw(string user, ReadOptions? read) =>
-        _db.Get(Compose(ref _key, "m/", user), MetaReader.Instance, null, read);
-
     private long? ReadLong(ReadOnlySpan<byte> key, ReadOptions? read) => _db.Get(key, LongReader.Instance, null, read);
 
     /// <summary>
@@ -512,10 +351,6 @@ public sealed class FeedReplica : IDisposable
         return span[..length];
     }
 
-    private byte[] OffsetKey(int partition) => PartitionKey(_offsetKeys, "o/", partition);
-
-    private byte[] StartKey(int partition) => PartitionKey(_startKeys, "s/", partition);
-
     private static byte[] PartitionKey(Dictionary<int, byte[]> keys, string prefix, int partition)
     {
         if (!keys.TryGetValue(partition, out var key))
@@ -527,53 +362,11 @@ public sealed class FeedReplica : IDisposable
         return key;
     }
 
-    /// <summary>An entry's stored value: the held key's tail, length first, then the entry (see the remarks above).</summary>
-    private ReadOnlySpan<byte> SerializeEntry(ReadOnlySpan<byte> heldTail, FeedEntry entry)
-    {
-        var size = entry.CalculateSize();
-        var length = 2 + heldTail.Length + size;
-        if (_value.Length < length)
-        {
-            _value = new byte[Math.Max(length, _value.Length * 2)];
-        }
-
-        BinaryPrimitives.WriteUInt16BigEndian(_value, checked((ushort)heldTail.Length));
-        heldTail.CopyTo(_value.AsSpan(2));
-        entry.WriteTo(_value.AsSpan(2 + heldTail.Length, size));
-        return _value.AsSpan(0, length);
-    }
-
     /// <summary>The <see cref="FeedEntry"/> in an entry's stored value.</summary>
     private static ReadOnlySpan<byte> EntryMessage(ReadOnlySpan<byte> stored) => stored[(2 + BinaryPrimitives.ReadUInt16BigEndian(stored))..];
 
     /// <summary>Where "{author}/{post}" starts in the user's held key "x/{user}/{author}/{post}".</summary>
     private static int HeldKeyTailStart(string user) => 2 + Encoding.UTF8.GetByteCount(user) + 1;
-
-    /// <summary>"x/{user}/" followed by <paramref name="tail"/>, in the key buffer.</summary>
-    private ReadOnlySpan<byte> HeldKey(string user, ReadOnlySpan<byte> tail)
-    {
-        var start = Compose(ref _key, "x/", user, "").Length;
-        if (_key.Length < start + tail.Length)
-        {
-            Array.Resize(ref _key, Math.Max(start + tail.Length, _key.Length * 2));
-        }
-
-        tail.CopyTo(_key.AsSpan(start));
-        return _key.AsSpan(0, start + tail.Length);
-    }
-
-    /// <summary>A logged update's stored value: the event as sent to subscribers.</summary>
-    private ReadOnlySpan<byte> Serialize(FeedEvent loggedEvent)
-    {
-        var size = loggedEvent.CalculateSize();
-        if (_value.Length < size)
-        {
-            _value = new byte[Math.Max(size, _value.Length * 2)];
-        }
-
-        loggedEvent.WriteTo(_value.AsSpan(0, size));
-        return _value.AsSpan(0, size);
-    }
 
     /// <summary>
     /// How many logged updates one trim removes: an eighth of the resume window, at least 1 and at most 64. A user's
@@ -595,6 +388,258 @@ public sealed class FeedReplica : IDisposable
     {
         BinaryPrimitives.WriteInt64BigEndian(scratch, value);
         return scratch[..8];
+    }
+
+    /// <summary>
+    /// Stages and commits updates for one applying thread, with its own batch and scratch space; create with
+    /// <see cref="CreateWriter"/>. The replica's <see cref="Dispose"/> frees it.
+    /// </summary>
+    [SuppressMessage("Reliability", "CA1001", Justification = "The replica frees its writers' batches when it is disposed, under its exclusive handle lock, so no write is in flight; a writer disposed on its own could free a batch another thread is still staging into.")]
+    public sealed class Writer
+    {
+        private readonly FeedReplica _replica;
+
+        // The writer's scratch space. Only its thread applies, so one batch, three key buffers, one value buffer,
+        // one held-key reader and one entry message serve every update, at the caps too (trims delete the keys they
+        // iterate over from the iterator's own memory): at 10,000 subscribers each collection stops the edge for
+        // tens of milliseconds, and the replica's keys, values and batches were over half of what the dispatch path
+        // allocated.
+        private readonly WriteBatch _batch = new();
+        private readonly FeedEntry _entry = new();
+        private readonly HashSet<int> _startRecorded = [];
+
+        // The batch being staged: its users (one update each), each partition's next offset, the partitions whose
+        // first offset it records.
+        private readonly HashSet<string> _stagedUsers = new(StringComparer.Ordinal);
+        private readonly Dictionary<int, long> _stagedCheckpoints = [];
+        private readonly HashSet<int> _startStaged = [];
+        private readonly Dictionary<int, byte[]> _offsetKeys = [];
+        private readonly Dictionary<int, byte[]> _startKeys = [];
+        private byte[] _heldKey = new byte[256];
+        private byte[] _key = new byte[256];
+        private byte[] _prefix = new byte[256];
+        private byte[] _value = new byte[1024];
+        private readonly HeldTailReader _heldTail = new();
+
+        internal Writer(FeedReplica replica) => _replica = replica;
+
+        /// <summary>Whether <paramref name="user"/> has an update in the batch not yet committed.</summary>
+        public bool IsStaged(string user) => _stagedUsers.Contains(user);
+
+        /// <summary>How many updates the batch not yet committed holds.</summary>
+        public int StagedCount => _stagedUsers.Count;
+
+        /// <summary>
+        /// Adds one feed.updates record to the batch that <see cref="Commit"/> writes, with the partitions'
+        /// checkpoints, in one atomic write. A batch holds at most one update per user: staging reads the user's state
+        /// from the store, so a second update of a staged user must wait for the commit (<see cref="IsStaged"/>).
+        /// Called by the writer's thread only (it reuses the writer's scratch space).
+        /// </summary>
+        public void Stage(int partition, long offset, FeedUpdate update, FeedEvent loggedEvent)
+        {
+            if (!_stagedUsers.Add(update.RecipientId))
+            {
+                throw new InvalidOperationException($"an update of {update.RecipientId} is already staged; commit the batch first");
+            }
+
+            _replica.Enter();
+            try
+            {
+                var user = update.RecipientId;
+                var meta = ReadMetaRaw(user, null) ?? new UserMeta(partition, 0, 0, -1, 0, 0);
+                var batch = _batch;
+                Span<byte> number = stackalloc byte[UserMeta.Size];
+                if (!_startRecorded.Contains(partition) && !_startStaged.Contains(partition) && _replica.ReadLong(StartKey(partition), null) is null)
+                {
+                    batch.Put(StartKey(partition), Long(offset, number), null);
+                    _startStaged.Add(partition);
+                }
+
+                var post = update.Post ?? new Post();
+                var heldKey = Compose(ref _heldKey, "x/", user, post.AuthorId, post.PostId);
+                if (update.Kind == FeedUpdateKind.Added && _replica.ReadLong(heldKey, null) is null)
+                {
+                    _entry.Post = post;
+                    _entry.Cause = update.Cause;
+                    _entry.FromSnapshot = true;
+                    _entry.SourceOccurredAtMs = update.SourceOccurredAtMs;
+                    batch.Put(Compose(ref _key, "e/", user, number: meta.NextEntry), SerializeEntry(heldKey[HeldKeyTailStart(user)..], _entry), null);
+                    batch.Put(heldKey, Long(meta.NextEntry, number), null);
+                    meta = meta with { Entries = meta.Entries + 1, NextEntry = meta.NextEntry + 1 };
+                    if (meta.Entries > _replica._feedSize)
+                    {
+                        meta = DropOldestEntry(user, meta);
+                    }
+                }
+                else if (update.Kind == FeedUpdateKind.Removed && _replica.ReadLong(heldKey, null) is { } heldAt)
+                {
+                    batch.Delete(Compose(ref _key, "e/", user, number: heldAt), null);
+                    batch.Delete(heldKey, null);
+                    meta = meta with { Entries = meta.Entries - 1 };
+                }
+
+                batch.Put(Compose(ref _key, "l/", user, number: offset), Serialize(loggedEvent), null);
+                meta = meta with { Logged = meta.Logged + 1 };
+                if (meta.Logged >= _replica._resumeWindow + _replica._logTrimChunk)
+                {
+                    meta = TrimLog(user, meta);
+                }
+
+                meta.WriteTo(number);
+                batch.Put(Compose(ref _key, "m/", user), number, null);
+                _stagedCheckpoints[partition] = offset + 1;
+            }
+            finally
+            {
+                _replica._handle.ExitReadLock();
+            }
+        }
+
+        /// <summary>
+        /// Stages the deletion of the user's oldest entry (and its held key). The oldest is the entry at the floor unless
+        /// a removal left a hole there; then it is the first one after it, found by a seek (removals are rare).
+        /// </summary>
+        /// <remarks>The new entry is staged, not stored: the user holds at least one stored entry past the cap.</remarks>
+        private UserMeta DropOldestEntry(string user, UserMeta meta)
+        {
+            var sequence = meta.EntryFloor;
+            var tail = _replica._db.Get(Compose(ref _key, "e/", user, number: sequence), _heldTail, null, null);
+            if (tail is null)
+            {
+                using var iterator = _replica._db.NewIterator(null, null);
+                var prefix = Compose(ref _prefix, "e/", user, "");
+                iterator.Seek(Compose(ref _key, "e/", user, number: sequence));
+                if (iterator.Valid() && iterator.GetKeySpan().StartsWith(prefix))
+                {
+                    sequence = NumberOf(iterator.GetKeySpan());
+                    tail = _heldTail.Deserialize(iterator.GetValueSpan());
+                }
+            }
+
+            if (tail is not { } tailLength)
+            {
+                return meta;
+            }
+
+            _batch.Delete(Compose(ref _key, "e/", user, number: sequence), null);
+            _batch.Delete(HeldKey(user, _heldTail.Buffer.AsSpan(0, tailLength)), null);
+            return meta with { Entries = meta.Entries - 1, EntryFloor = sequence + 1 };
+        }
+
+        /// <summary>
+        /// Stages the deletion of the user's oldest logged updates down to the resume window. The oldest in the store:
+        /// the update just staged is in the batch, not yet in the store. Seeks from where the previous trim stopped rather
+        /// than from the start of the user's range, which is paved with the deletion markers of every earlier trim until
+        /// RocksDB compacts them (seeking over them made each trim slower than the last).
+        /// </summary>
+        private UserMeta TrimLog(string user, UserMeta meta)
+        {
+            var excess = meta.Logged - _replica._resumeWindow;
+            var trimmed = 0;
+            var through = meta.TrimmedThrough;
+            using var iterator = _replica._db.NewIterator(null, null);
+            var prefix = Compose(ref _prefix, "l/", user, "");
+            for (iterator.Seek(Compose(ref _key, "l/", user, number: meta.TrimmedThrough + 1)); trimmed < excess && iterator.Valid(); iterator.Next())
+            {
+                var key = iterator.GetKeySpan();
+                if (!key.StartsWith(prefix))
+                {
+                    break;
+                }
+
+                _batch.Delete(key, null);
+                through = NumberOf(key);
+                trimmed++;
+            }
+
+            return meta with { Logged = meta.Logged - trimmed, TrimmedThrough = through };
+        }
+
+        /// <summary>
+        /// Writes the staged updates and each partition's checkpoint (one put per partition, not per update) in one
+        /// atomic write; the batch is empty afterwards, written or not.
+        /// </summary>
+        public void Commit()
+        {
+            if (_stagedUsers.Count == 0)
+            {
+                return;
+            }
+
+            _replica.Enter();
+            try
+            {
+                Span<byte> number = stackalloc byte[8];
+                foreach (var (partition, next) in _stagedCheckpoints)
+                {
+                    _batch.Put(OffsetKey(partition), Long(next, number), null);
+                }
+
+                _replica._db.Write(_batch, _replica._write);
+                _startRecorded.UnionWith(_startStaged);
+            }
+            finally
+            {
+                _batch.Clear();
+                _stagedUsers.Clear();
+                _stagedCheckpoints.Clear();
+                _startStaged.Clear();
+                _replica._handle.ExitReadLock();
+            }
+        }
+
+        /// <summary>The writer's meta read: its key in the scratch buffer, the value read in place.</summary>
+        private UserMeta? ReadMetaRaw(string user, ReadOptions? read) =>
+            _replica._db.Get(Compose(ref _key, "m/", user), MetaReader.Instance, null, read);
+
+        private byte[] OffsetKey(int partition) => PartitionKey(_offsetKeys, "o/", partition);
+
+        private byte[] StartKey(int partition) => PartitionKey(_startKeys, "s/", partition);
+
+        /// <summary>An entry's stored value: the held key's tail, length first, then the entry (see the remarks above).</summary>
+        private ReadOnlySpan<byte> SerializeEntry(ReadOnlySpan<byte> heldTail, FeedEntry entry)
+        {
+            var size = entry.CalculateSize();
+            var length = 2 + heldTail.Length + size;
+            if (_value.Length < length)
+            {
+                _value = new byte[Math.Max(length, _value.Length * 2)];
+            }
+
+            BinaryPrimitives.WriteUInt16BigEndian(_value, checked((ushort)heldTail.Length));
+            heldTail.CopyTo(_value.AsSpan(2));
+            entry.WriteTo(_value.AsSpan(2 + heldTail.Length, size));
+            return _value.AsSpan(0, length);
+        }
+
+        /// <summary>"x/{user}/" followed by <paramref name="tail"/>, in the key buffer.</summary>
+        private ReadOnlySpan<byte> HeldKey(string user, ReadOnlySpan<byte> tail)
+        {
+            var start = Compose(ref _key, "x/", user, "").Length;
+            if (_key.Length < start + tail.Length)
+            {
+                Array.Resize(ref _key, Math.Max(start + tail.Length, _key.Length * 2));
+            }
+
+            tail.CopyTo(_key.AsSpan(start));
+            return _key.AsSpan(0, start + tail.Length);
+        }
+
+        /// <summary>A logged update's stored value: the event as sent to subscribers.</summary>
+        private ReadOnlySpan<byte> Serialize(FeedEvent loggedEvent)
+        {
+            var size = loggedEvent.CalculateSize();
+            if (_value.Length < size)
+            {
+                _value = new byte[Math.Max(size, _value.Length * 2)];
+            }
+
+            loggedEvent.WriteTo(_value.AsSpan(0, size));
+            return _value.AsSpan(0, size);
+        }
+
+        /// <summary>Frees the batch; the replica calls it at its disposal, when no writer is running.</summary>
+        internal void Free() => _batch.Dispose();
     }
 
     /// <summary>

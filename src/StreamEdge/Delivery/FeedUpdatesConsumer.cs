@@ -8,8 +8,11 @@ namespace Pipeline.StreamEdge.Delivery;
 
 /// <summary>
 /// Reads every partition of feed.updates (each edge instance sees all updates, so any subscriber can attach to any
-/// edge), applies each update to the local feed replica and dispatches it to the recipient's open subscriptions. Runs on its own thread: librdkafka's
-/// Consume blocks, and the dispatch path must never wait on the request threads.
+/// edge), applies each update to the local feed replica and dispatches it to the recipient's open subscriptions.
+/// The partitions are shared among <see cref="EdgeOptions.ApplyThreads"/> apply threads (partition p to thread
+/// p mod N), each with a Kafka consumer and a replica writer of its own: librdkafka's Consume blocks, and the
+/// dispatch path must never wait on the request threads. A user's updates are all in one partition, so each user's
+/// feed is applied and dispatched in order by one thread.
 /// </summary>
 public sealed partial class FeedUpdatesConsumer : BackgroundService
 {
@@ -24,7 +27,9 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
     private readonly FeedReplica _replica;
     private readonly CursorCodec _cursors;
     private readonly ILogger<FeedUpdatesConsumer> _logger;
-    private PartitionLag _lag = new([]);
+
+    /// <summary>Partitions not yet read to the end they had at start, over all apply threads.</summary>
+    private int _catchingUp;
 
     public FeedUpdatesConsumer(
         IOptions<ClientConfig> clientConfig,
@@ -46,10 +51,40 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
         _logger = logger;
     }
 
-    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-        Task.Factory.StartNew(() => Run(stoppingToken), stoppingToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var assignment = await Task.Factory.StartNew(() => ReadAssignment(stoppingToken), stoppingToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        var threads = Math.Min(_options.ApplyThreads, assignment.Count);
+        var shares = Enumerable.Range(0, threads).Select(thread => assignment.Where(a => a.Partition.Value % threads == thread).ToList()).ToList();
+        _metrics.TrackPartitions(assignment.Max(a => a.Partition.Value) + 1);
+        Volatile.Write(ref _catchingUp, assignment.Count);
+        LogAssigned(_logger, assignment.Count, FeedTopics.FeedUpdates, threads);
+        _readiness.MarkAssigned(assignment.Count);
 
-    private void Run(CancellationToken stoppingToken)
+        // One thread failing stops the others (each closes its consumer) and then the edge: a replica that no longer
+        // applies some partitions must not keep serving them.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        await Task.WhenAll(shares.Select(share => Task.Factory.StartNew(
+            () => RunThread(share, threads, stop), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default)));
+    }
+
+    private void RunThread(List<TopicPartitionOffset> share, int threads, CancellationTokenSource stop)
+    {
+        try
+        {
+            Consume(share, threads, stop.Token);
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+        }
+        catch
+        {
+            stop.Cancel();
+            throw;
+        }
+    }
+
+    private void Consume(List<TopicPartitionOffset> share, int threads, CancellationToken stoppingToken)
     {
         var config = new ConsumerConfig(_clientConfig.Copy())
         {
@@ -67,6 +102,10 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
             // Each record's value and timestamp are all the edge reads (the recipient is in the value): no key
             // string, topic string or header list is built per record.
             ConsumeResultFields = "timestamp",
+
+            // The threads' consumers share librdkafka's default prefetch budget (64 MiB) instead of taking it each:
+            // a rebuild keeps every consumer's queue full.
+            QueuedMaxMessagesKbytes = Math.Max(1024, 65_536 / threads),
         };
 
         using var consumer = new ConsumerBuilder<Ignore, byte[]>(config)
@@ -76,26 +115,36 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
             .Build();
         try
         {
-            var assignment = AssignFromCheckpoints(consumer, stoppingToken);
-            _lag = new PartitionLag(assignment);
-            LogAssigned(_logger, assignment.Count, FeedTopics.FeedUpdates);
-            _readiness.MarkAssigned(assignment.Count);
-            var catchingUp = assignment.Select(a => a.Partition.Value).ToHashSet();
+            // The consumer's own metadata must know the partitions' leaders before it is assigned: librdkafka
+            // retries the offset lookup of a leaderless partition only after 500 ms, which every start and every
+            // resume storm waited for. Asking the leader for one partition's watermarks loads them; if that fails,
+            // the assignment still works, only later.
+            try
+            {
+                consumer.QueryWatermarkOffsets(share[0].TopicPartition, TimeSpan.FromSeconds(5));
+            }
+            catch (KafkaException ex)
+            {
+                LogLeadersUnknown(_logger, ex.Error.Reason);
+            }
+
+            consumer.Assign(share);
+            var thread = new ApplyThread(consumer, _replica.CreateWriter(), new PartitionLag(share));
+            var catchingUp = share.Select(a => a.Partition.Value).ToHashSet();
 
             // What librdkafka has already fetched is applied in one replica write: waits for the next record, then
             // takes whatever else is ready without waiting, up to MaxBatch.
-            var batch = new List<Staged>(MaxBatch);
             while (!stoppingToken.IsCancellationRequested)
             {
-                for (var result = consumer.Consume(stoppingToken); result is not null; result = batch.Count < MaxBatch ? consumer.Consume(TimeSpan.Zero) : null)
+                for (var result = consumer.Consume(stoppingToken); result is not null; result = thread.Batch.Count < MaxBatch ? consumer.Consume(TimeSpan.Zero) : null)
                 {
                     if (result.IsPartitionEOF)
                     {
                         // Caught up means applied: what came before the end of the partition is written first.
-                        CommitAndDispatch(consumer, batch);
-                        if (catchingUp.Remove(result.Partition.Value) && catchingUp.Count == 0)
+                        CommitAndDispatch(thread);
+                        if (catchingUp.Remove(result.Partition.Value) && Interlocked.Decrement(ref _catchingUp) == 0)
                         {
-                            LogCaughtUp(_logger, assignment.Count);
+                            LogCaughtUp(_logger, _readiness.PartitionCount);
                             _readiness.MarkCaughtUp();
                         }
 
@@ -103,14 +152,11 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
                     }
 
                     _metrics.Consumed();
-                    Stage(consumer, batch, result);
+                    Stage(thread, result);
                 }
 
-                CommitAndDispatch(consumer, batch);
+                CommitAndDispatch(thread);
             }
-        }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-        {
         }
         finally
         {
@@ -119,10 +165,11 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
     }
 
     /// <summary>
-    /// Stages one record's update in the replica's batch. A second update of a user already in the batch commits the
-    /// batch first (staging reads the user's state from the store), so each user's updates still apply in order.
+    /// Stages one record's update in the thread's replica batch. A second update of a user already in the batch
+    /// commits the batch first (staging reads the user's state from the store), so each user's updates still apply
+    /// in order.
     /// </summary>
-    private void Stage(IConsumer<Ignore, byte[]> consumer, List<Staged> batch, ConsumeResult<Ignore, byte[]> result)
+    private void Stage(ApplyThread thread, ConsumeResult<Ignore, byte[]> result)
     {
         var (partition, offset) = (result.Partition.Value, result.Offset.Value);
         if (!FeedEvents.TryParse(result.Message.Value, out var update, out var reason))
@@ -132,14 +179,14 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
             return;
         }
 
-        if (_replica.IsStaged(update.RecipientId))
+        if (thread.Writer.IsStaged(update.RecipientId))
         {
-            CommitAndDispatch(consumer, batch);
+            CommitAndDispatch(thread);
         }
 
         var feedEvent = FeedEvents.ToFeedEvent(update);
-        _replica.Stage(partition, offset, update, feedEvent);
-        batch.Add(new Staged(result, update, feedEvent));
+        thread.Writer.Stage(partition, offset, update, feedEvent);
+        thread.Batch.Add(new Staged(result, update, feedEvent));
     }
 
     /// <summary>
@@ -147,10 +194,10 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
     /// subscriber that registers in between finds an update in both places and skips the copy by offset, so
     /// nothing is lost or doubled.
     /// </summary>
-    private void CommitAndDispatch(IConsumer<Ignore, byte[]> consumer, List<Staged> batch)
+    private void CommitAndDispatch(ApplyThread thread)
     {
-        _replica.Commit();
-        foreach (var (result, update, feedEvent) in batch)
+        thread.Writer.Commit();
+        foreach (var (result, update, feedEvent) in thread.Batch)
         {
             var (partition, offset) = (result.Partition.Value, result.Offset.Value);
             _metrics.Applied(result.Message.Timestamp);
@@ -166,22 +213,34 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
                 _registry.Dispatch(partition, new Delivery<PartitionFeedEvent>(FeedEvents.ToPartitionEvent(update, partition, offset, _cursors), partition, offset, dispatched));
             }
 
-            _lag.Applied(partition, offset);
+            thread.Lag.Applied(partition, offset);
         }
 
-        _lag.Report(consumer, _metrics);
-        batch.Clear();
+        thread.Lag.Report(thread.Consumer, _metrics);
+        thread.Batch.Clear();
+    }
+
+    /// <summary>One apply thread's consumer, replica writer, staged records and lag.</summary>
+    private sealed class ApplyThread(IConsumer<Ignore, byte[]> consumer, FeedReplica.Writer writer, PartitionLag lag)
+    {
+        public IConsumer<Ignore, byte[]> Consumer { get; } = consumer;
+
+        public FeedReplica.Writer Writer { get; } = writer;
+
+        public PartitionLag Lag { get; } = lag;
+
+        public List<Staged> Batch { get; } = new(MaxBatch);
     }
 
     /// <summary>
     /// Each partition's lag after a batch, from the consumer's cached high watermark and the last offset applied:
     /// once per partition the batch touched, not once per record.
     /// </summary>
-    private sealed class PartitionLag(List<TopicPartitionOffset> assignment)
+    private sealed class PartitionLag(List<TopicPartitionOffset> share)
     {
-        // Indexed by partition number: the assignment is every partition of feed.updates, 0 to N - 1.
-        private readonly TopicPartition[] _partitions = [.. assignment.OrderBy(a => a.Partition.Value).Select(a => a.TopicPartition)];
-        private readonly long[] _applied = [.. Enumerable.Repeat(-1L, assignment.Count)];
+        // Indexed by partition number, for the thread's share of them.
+        private readonly TopicPartition?[] _partitions = Indexed(share);
+        private readonly long[] _applied = [.. Enumerable.Repeat(-1L, share.Max(a => a.Partition.Value) + 1)];
 
         public void Applied(int partition, long offset) => _applied[partition] = offset;
 
@@ -191,20 +250,31 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
             {
                 if (_applied[partition] >= 0)
                 {
-                    metrics.Lag(partition, consumer.GetWatermarkOffsets(_partitions[partition]).High.Value - _applied[partition] - 1);
+                    metrics.Lag(partition, consumer.GetWatermarkOffsets(_partitions[partition]!).High.Value - _applied[partition] - 1);
                     _applied[partition] = -1;
                 }
             }
+        }
+
+        private static TopicPartition?[] Indexed(List<TopicPartitionOffset> share)
+        {
+            var partitions = new TopicPartition?[share.Max(a => a.Partition.Value) + 1];
+            foreach (var assigned in share)
+            {
+                partitions[assigned.Partition.Value] = assigned.TopicPartition;
+            }
+
+            return partitions;
         }
     }
 
     private readonly record struct Staged(ConsumeResult<Ignore, byte[]> Result, FeedUpdate Update, FeedEvent Event);
 
     /// <summary>
-    /// Assigns every partition at the replica's checkpoint, or at the beginning for a partition it never saw
-    /// (a fresh replica rebuilds from what feed.updates retains).
+    /// Every partition of feed.updates at the replica's checkpoint, or at the beginning for a partition it never saw
+    /// (a fresh replica rebuilds from what feed.updates retains). Waits, unready, until the topic can be read.
     /// </summary>
-    private List<TopicPartitionOffset> AssignFromCheckpoints(IConsumer<Ignore, byte[]> consumer, CancellationToken stoppingToken)
+    private List<TopicPartitionOffset> ReadAssignment(CancellationToken stoppingToken)
     {
         using var admin = new AdminClientBuilder(new AdminClientConfig(_clientConfig.Copy())).Build();
         while (true)
@@ -214,25 +284,9 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
             var topic = ReadFeedUpdatesMetadata(admin, out var unreachable);
             if (topic is not null && topic.Error.Code == ErrorCode.NoError && topic.Partitions.Count > 0)
             {
-                var assignment = topic.Partitions
+                return topic.Partitions
                     .Select(p => new TopicPartitionOffset(FeedTopics.FeedUpdates, p.PartitionId, _replica.NextOffset(p.PartitionId) is { } next ? new Offset(next) : Offset.Beginning))
                     .ToList();
-
-                // The consumer's own metadata must know the partitions' leaders before it is assigned: librdkafka
-                // retries the offset lookup of a leaderless partition only after 500 ms, which every start and
-                // every resume storm waited for. Asking the leader for one partition's watermarks loads them; if that
-                // fails, the assignment still works, only later.
-                try
-                {
-                    consumer.QueryWatermarkOffsets(assignment[0].TopicPartition, TimeSpan.FromSeconds(5));
-                }
-                catch (KafkaException ex)
-                {
-                    LogLeadersUnknown(_logger, ex.Error.Reason);
-                }
-
-                consumer.Assign(assignment);
-                return assignment;
             }
 
             // Kafka not reachable yet (an edge started before the brokers, a network blip) is waited out like a
@@ -271,8 +325,8 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
     [LoggerMessage(Level = LogLevel.Debug, Message = "Could not look up the leaders of feed.updates before assigning it ({Reason}); the consumer finds them itself")]
     private static partial void LogLeadersUnknown(ILogger logger, string reason);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Consuming {PartitionCount} partitions of {Topic} from the replica checkpoints")]
-    private static partial void LogAssigned(ILogger logger, int partitionCount, string topic);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Consuming {PartitionCount} partitions of {Topic} from the replica checkpoints on {ApplyThreads} apply threads")]
+    private static partial void LogAssigned(ILogger logger, int partitionCount, string topic, int applyThreads);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Waiting to read feed.updates, retrying every 2 s: {Reason}")]
     private static partial void LogWaiting(ILogger logger, string reason);

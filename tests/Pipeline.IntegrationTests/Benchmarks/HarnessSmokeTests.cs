@@ -74,11 +74,11 @@ public sealed class HarnessSmokeTests
     [Fact]
     public void ReplicaScenario_TinyRun_TimesAppliesWithEveryFeedAtItsCaps()
     {
-        var result = ReplicaScenario.Run(users: 20, prefill: 40, applies: 400, feedSize: 8, resumeWindow: 16);
+        var result = ReplicaScenario.Run(users: 200, prefill: 40, applies: 400, feedSize: 8, resumeWindow: 16, threads: 2);
 
-        Assert.Equal((8, 16, 400L), (result.FeedSize, result.ResumeWindow, result.Applies));
+        Assert.Equal((8, 16, 2, 400L), (result.FeedSize, result.ResumeWindow, result.Threads, result.Applies));
         Assert.Equal(8, result.FeedEntries);
-        Assert.True(result.MicrosPerApply > 0 && result.CpuMicrosPerApply > 0 && result.PrefillSeconds > 0, "the applies were timed");
+        Assert.True(result.MicrosPerApply > 0 && result.AppliesPerSecond > 0 && result.CpuMicrosPerApply > 0 && result.PrefillSeconds > 0, "the applies were timed");
         Assert.NotNull(result.Work);
         Assert.Contains("the first holds 8", Report.Describe(result), StringComparison.Ordinal);
     }

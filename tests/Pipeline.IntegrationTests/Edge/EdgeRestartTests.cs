@@ -253,6 +253,7 @@ public sealed class EdgeRestartTests : IAsyncLifetime
         ["Processor:TopicPartitions"] = "3",
         ["Processor:ReplicationFactor"] = "1",
         ["Edge:StateDir"] = Path.Combine(_stateDir, "edge"),
+        ["Edge:ApplyThreads"] = "2",
         ["Edge:CursorSigningKey"] = Convert.ToBase64String(new byte[32]),
         ["Auth:Issuer"] = DevTokens.Issuer,
         ["Auth:Audience"] = DevTokens.Audience,

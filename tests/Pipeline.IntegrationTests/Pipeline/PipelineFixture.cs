@@ -86,6 +86,10 @@ public sealed class PipelineFixture : IAsyncLifetime
                 [$"Edge:{nameof(EdgeOptions.HeartbeatInterval)}"] = "00:00:00.300",
                 [$"Edge:{nameof(EdgeOptions.SubscriberBufferSize)}"] = SubscriberBufferSize.ToString(CultureInfo.InvariantCulture),
                 [$"Edge:{nameof(EdgeOptions.ResumeWindow)}"] = ResumeWindow.ToString(CultureInfo.InvariantCulture),
+
+                // Two apply threads over the 3 partitions (0 and 2 on one, 1 on the other): every pipeline test reads
+                // feeds applied and dispatched on both.
+                [$"Edge:{nameof(EdgeOptions.ApplyThreads)}"] = "2",
             },
         };
         _stack = await DevStackHost.CreateAsync(settings, [], timeout.Token);

@@ -48,21 +48,22 @@ public sealed class FeedReplicaTests : IDisposable
     [Fact]
     public void StagedUpdates_AreInvisibleUntilCommitted_ThenWrittenWithTheirCheckpoints()
     {
+        var writer = _replica.CreateWriter();
         Apply(0, 3, Added("ann", "a0"));
-        _replica.Stage(0, 4, Added("bob", "b1"), ToEvent(Added("bob", "b1")));
-        _replica.Stage(1, 9, Added("cid", "c1"), ToEvent(Added("cid", "c1")));
-        _replica.Stage(0, 5, Added("ann", "a1"), ToEvent(Added("ann", "a1")));
+        writer.Stage(0, 4, Added("bob", "b1"), ToEvent(Added("bob", "b1")));
+        writer.Stage(1, 9, Added("cid", "c1"), ToEvent(Added("cid", "c1")));
+        writer.Stage(0, 5, Added("ann", "a1"), ToEvent(Added("ann", "a1")));
 
-        Assert.Equal(3, _replica.StagedCount);
-        Assert.True(_replica.IsStaged("bob"));
+        Assert.Equal(3, writer.StagedCount);
+        Assert.True(writer.IsStaged("bob"));
         Assert.Equal(4, _replica.NextOffset(0));
         Assert.Null(_replica.NextOffset(1));
         Assert.Empty(_replica.ReadSnapshot("bob", 10).Entries);
 
-        _replica.Commit();
+        writer.Commit();
 
-        Assert.Equal(0, _replica.StagedCount);
-        Assert.False(_replica.IsStaged("bob"));
+        Assert.Equal(0, writer.StagedCount);
+        Assert.False(writer.IsStaged("bob"));
         Assert.Equal(6, _replica.NextOffset(0));
         Assert.Equal(10, _replica.NextOffset(1));
         Assert.Equal(["a0", "a1"], _replica.ReadSnapshot("ann", 10).Entries.Select(e => e.Post.PostId));
@@ -73,23 +74,25 @@ public sealed class FeedReplicaTests : IDisposable
     [Fact]
     public void StagingAUserTwice_IsRefused_UntilTheBatchIsCommitted()
     {
-        _replica.Stage(0, 0, Added("ann", "a0"), ToEvent(Added("ann", "a0")));
+        var writer = _replica.CreateWriter();
+        writer.Stage(0, 0, Added("ann", "a0"), ToEvent(Added("ann", "a0")));
 
-        Assert.Throws<InvalidOperationException>(() => _replica.Stage(0, 1, Added("ann", "a1"), ToEvent(Added("ann", "a1"))));
+        Assert.Throws<InvalidOperationException>(() => writer.Stage(0, 1, Added("ann", "a1"), ToEvent(Added("ann", "a1"))));
 
-        _replica.Commit();
-        _replica.Stage(0, 1, Added("ann", "a1"), ToEvent(Added("ann", "a1")));
-        _replica.Commit();
+        writer.Commit();
+        writer.Stage(0, 1, Added("ann", "a1"), ToEvent(Added("ann", "a1")));
+        writer.Commit();
         Assert.Equal(["a0", "a1"], _replica.ReadSnapshot("ann", 10).Entries.Select(e => e.Post.PostId));
     }
 
     [Fact]
     public void ABatch_RecordsThePartitionsFirstOffset_NotItsLast()
     {
+        var writer = _replica.CreateWriter();
         // The replica starts at offset 5 of partition 0; a cursor right before it (at 4) still resumes.
-        _replica.Stage(0, 5, Added("ann", "a5"), ToEvent(Added("ann", "a5")));
-        _replica.Stage(0, 6, Added("bob", "b6"), ToEvent(Added("bob", "b6")));
-        _replica.Commit();
+        writer.Stage(0, 5, Added("ann", "a5"), ToEvent(Added("ann", "a5")));
+        writer.Stage(0, 6, Added("bob", "b6"), ToEvent(Added("bob", "b6")));
+        writer.Commit();
 
         Assert.Null(_replica.ReadAfter("ann", FeedCursor.At(0, 4)).ResetReason);
         Assert.NotNull(_replica.ReadAfter("ann", FeedCursor.At(0, 3)).ResetReason);
@@ -341,6 +344,85 @@ public sealed class FeedReplicaTests : IDisposable
         _replica = Open(reopened);
         Assert.Equal(["p0"], _replica.ReadSnapshot("ann", 10).Entries.Select(e => e.Post.PostId));
         Assert.Empty(reopened.Collector.GetSnapshot());
+    }
+
+    [Fact]
+    public void Writers_OnDisjointPartitions_ApplyConcurrently_AsOneWriterApplyingInTurn()
+    {
+        // 4 partitions of 10 users each, every feed past both caps (4 entries, 5 logged), with removals: two threads,
+        // each with its own writer and half of the partitions, against one writer applying the same records in turn.
+        const int Partitions = 4;
+        var random = new Random(7);
+        var records = new List<(int Partition, long Offset, FeedUpdate Update)>();
+        var offsets = new long[Partitions];
+        for (var i = 0; i < 4_000; i++)
+        {
+            var user = random.Next(40);
+            var partition = user % Partitions;
+            var update = random.Next(6) == 0 && i > 0
+                ? Removed($"u{user}", $"p{random.Next(i)}")
+                : Added($"u{user}", $"p{i}");
+            records.Add((partition, offsets[partition]++, update));
+        }
+
+        var inTurnDir = _stateDir + "-in-turn";
+        using (var inTurn = new FeedReplica(Options.Create(new EdgeOptions { StateDir = inTurnDir, FeedSize = 4, ResumeWindow = 5 })))
+        {
+            ApplyInBatches(inTurn.CreateWriter(), records);
+            using var start = new Barrier(2);
+            var failures = new Exception?[2];
+            var threads = Enumerable.Range(0, 2).Select(thread => new Thread(() =>
+            {
+                try
+                {
+                    var writer = _replica.CreateWriter();
+                    start.SignalAndWait();
+                    ApplyInBatches(writer, records.Where(r => r.Partition % 2 == thread));
+                }
+                catch (Exception ex)
+                {
+                    failures[thread] = ex;
+                }
+            })).ToList();
+            threads.ForEach(t => t.Start());
+            threads.ForEach(t => t.Join());
+            Assert.Equal([null, null], failures);
+
+            for (var partition = 0; partition < Partitions; partition++)
+            {
+                Assert.Equal(inTurn.NextOffset(partition), _replica.NextOffset(partition));
+            }
+
+            for (var user = 0; user < 40; user++)
+            {
+                var (expected, actual) = (inTurn.ReadSnapshot($"u{user}", 100), _replica.ReadSnapshot($"u{user}", 100));
+                Assert.Equal(expected.Position, actual.Position);
+                Assert.Equal(expected.Entries.Select(e => e.Post.PostId), actual.Entries.Select(e => e.Post.PostId));
+                var (logged, replayed) = (inTurn.ReadAfter($"u{user}", FeedCursor.BeforeFirst), _replica.ReadAfter($"u{user}", FeedCursor.BeforeFirst));
+                Assert.Equal(logged.ResetReason, replayed.ResetReason);
+                Assert.Equal(logged.Updates.Select(u => u.Offset), replayed.Updates.Select(u => u.Offset));
+            }
+
+            Assert.Equal(4, _replica.ReadSnapshot("u0", 100).Entries.Count);
+        }
+
+        Directory.Delete(inTurnDir, recursive: true);
+    }
+
+    /// <summary>Batches of up to 16 with one update per user, as the edge's consumer stages them.</summary>
+    private static void ApplyInBatches(FeedReplica.Writer writer, IEnumerable<(int Partition, long Offset, FeedUpdate Update)> records)
+    {
+        foreach (var (partition, offset, update) in records)
+        {
+            if (writer.StagedCount == 16 || writer.IsStaged(update.RecipientId))
+            {
+                writer.Commit();
+            }
+
+            writer.Stage(partition, offset, update, ToEvent(update));
+        }
+
+        writer.Commit();
     }
 
     public void Dispose()
