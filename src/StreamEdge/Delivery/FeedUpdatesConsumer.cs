@@ -325,7 +325,7 @@ public sealed partial class FeedUpdatesConsumer : BackgroundService
     [LoggerMessage(Level = LogLevel.Debug, Message = "Could not look up the leaders of feed.updates before assigning it ({Reason}); the consumer finds them itself")]
     private static partial void LogLeadersUnknown(ILogger logger, string reason);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Consuming {PartitionCount} partitions of {Topic} from the replica checkpoints on {ApplyThreads} apply threads")]
+    [LoggerMessage(Level = LogLevel.Information, Message = "Consuming {PartitionCount} partitions of {Topic} from the replica checkpoints (apply threads: {ApplyThreads})")]
     private static partial void LogAssigned(ILogger logger, int partitionCount, string topic, int applyThreads);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Waiting to read feed.updates, retrying every 2 s: {Reason}")]
