@@ -33,7 +33,7 @@ namespace Pipeline.StreamEdge.Delivery;
 /// </remarks>
 public sealed class FeedReplica : IDisposable
 {
-    // Readers (stream handlers) and the writer (dispatch thread) share the native handle; Dispose takes it
+    // Readers (stream handlers) and the writers (apply threads) share the native handle; Dispose takes it
     // exclusively, so a call racing shutdown fails with ObjectDisposedException instead of touching freed memory.
     private readonly ReaderWriterLockSlim _handle = new(LockRecursionPolicy.SupportsRecursion);
     private readonly RocksDb _db;

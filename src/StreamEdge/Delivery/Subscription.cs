@@ -20,7 +20,7 @@ public readonly record struct Delivery<TEvent>(TEvent? Event, int Partition, lon
 /// One open stream: a bounded queue between the dispatch loop (writer) and the gRPC response stream (reader).
 /// The writer never waits: when the queue is full the subscription is ended as overflowed.
 /// </summary>
-[SuppressMessage("Reliability", "CA1001", Justification = "The stream's token source has no linked parents and at most one timer, which frees itself when it fires; disposing it would race with the dispatch thread, that timer and the request's abort cancelling it.")]
+[SuppressMessage("Reliability", "CA1001", Justification = "The stream's token source has no linked parents and at most one timer, which frees itself when it fires; disposing it would race with the apply threads dispatching to it, that timer and the request's abort cancelling it.")]
 public sealed class Subscription<TEvent>
     where TEvent : class
 {
