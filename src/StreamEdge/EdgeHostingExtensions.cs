@@ -1,4 +1,5 @@
 using Grpc.AspNetCore.Web;
+using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Options;
 using OpenTelemetry.Metrics;
 using Pipeline.Kafka;
@@ -48,6 +49,11 @@ public static class EdgeHostingExtensions
         services.AddSingleton<PartitionReplay>();
         services.AddSingleton(sp => new CursorCodec(AuthOptions.DecodeKey(sp.GetRequiredService<IOptions<EdgeOptions>>().Value.CursorSigningKey)!));
         services.AddHostedService<HeartbeatTicker>();
+        services.AddHostedService<BurstCompactor>();
+
+        // Kestrel's buffers from a pool the edge can trim after a subscribe burst, in place of Kestrel's own.
+        services.AddSingleton<BlockPools>();
+        services.AddSingleton<IMemoryPoolFactory<byte>>(sp => sp.GetRequiredService<BlockPools>());
         services.AddSingleton<FeedAccessPolicy>();
         services.AddEdgeAuth();
         services.AddSingleton<FeedEventPublisher>();
@@ -64,9 +70,7 @@ public static class EdgeHostingExtensions
         // Stateless over singletons: one instance instead of one per call, which an open stream keeps for its life.
         services.AddSingleton<FeedGrpcService>();
         services.AddOpenTelemetry().WithMetrics(metrics => metrics
-            // The memory pool's: Kestrel keeps the blocks a burst of connections or streams needed and gives them back
-            // slowly, so pooled bytes explain much of an edge's memory after a subscribe burst or a resume storm.
-            .AddMeter(EdgeMetrics.MeterName, "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel", "Microsoft.AspNetCore.MemoryPool")
+            .AddMeter(EdgeMetrics.MeterName, "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel")
             .AddRuntimeInstrumentation()
             .AddPrometheusExporter());
         services.AddGrpcHealthChecks().AddCheck<EdgeReadiness>("feed-updates");

@@ -36,7 +36,10 @@ public sealed class EdgeMetrics : IDisposable
     private readonly Histogram<double> _writeDelay;
     private readonly Counter<long> _tokenChecks;
     private readonly Counter<long> _tokenValidations;
+    private readonly Counter<long> _bursts;
+    private readonly Histogram<double> _burstCompactions;
     private long _subscribers;
+    private long _subscriptionsOpened;
     private long _deliveries;
     private long _updatesConsumed;
     private long _subscriptionsRefused;
@@ -46,6 +49,7 @@ public sealed class EdgeMetrics : IDisposable
     {
         _meter = meterFactory.Create(MeterName);
         _meter.CreateObservableUpDownCounter("feed.edge.subscribers", () => Subscribers, "{subscriber}", "Open Subscribe streams");
+        _meter.CreateObservableCounter("feed.edge.subscriptions_opened", () => SubscriptionsOpened, "{subscription}", "Subscribe streams opened since the edge started (its rate is the arrival rate; a step is a burst)");
         _meter.CreateObservableCounter("feed.edge.deliveries", () => Deliveries, "{event}", "Feed events written to subscriber streams");
         _meter.CreateObservableCounter("feed.edge.updates_consumed", () => UpdatesConsumed, "{record}", "feed.updates records consumed");
         _meter.CreateObservableCounter("feed.edge.subscriptions_refused", () => Volatile.Read(ref _subscriptionsRefused), "{subscription}", "Subscribe calls refused by the per-user limit");
@@ -53,6 +57,13 @@ public sealed class EdgeMetrics : IDisposable
         _drops = _meter.CreateCounter<long>("feed.edge.drops", "{event}", "Events not delivered, by reason");
         _tokenChecks = _meter.CreateCounter<long>("feed.edge.token_cache_lookups", "{call}", "Bearer tokens looked up in the validated-token cache, by result (hit: not validated again)");
         _tokenValidations = _meter.CreateCounter<long>("feed.edge.token_validations", "{token}", "Bearer tokens validated in full (signature, issuer, audience, lifetime), by result (valid or refused)");
+        _bursts = _meter.CreateCounter<long>("feed.edge.subscribe_bursts", "{burst}", "Subscribe bursts of at least Edge:CompactAfterBurstOf streams that settled, by outcome (compacted, or skipped: little free space)");
+        _burstCompactions = _meter.CreateHistogram(
+            "feed.edge.burst_compaction.duration",
+            "s",
+            "Full compacting collections after a subscribe burst (Edge:CompactAfterBurstOf), each timed: every thread of the edge waits for it",
+            tags: null,
+            new InstrumentAdvice<double> { HistogramBucketBoundaries = WriteDelayBuckets });
         _updateAge = _meter.CreateHistogram(
             "feed.edge.update_age",
             "s",
@@ -70,6 +81,8 @@ public sealed class EdgeMetrics : IDisposable
     public long Subscribers => Volatile.Read(ref _subscribers);
 
     public long Deliveries => Volatile.Read(ref _deliveries);
+
+    public long SubscriptionsOpened => Volatile.Read(ref _subscriptionsOpened);
 
     public long UpdatesConsumed => Volatile.Read(ref _updatesConsumed);
 
@@ -94,6 +107,10 @@ public sealed class EdgeMetrics : IDisposable
     public void ObserveQueuedEvents(Func<long> queued) =>
         _meter.CreateObservableGauge("feed.edge.queued_events", queued, "{event}", "Events waiting in subscriber buffers (bounded by Edge:SubscriberBufferSize per subscription)");
 
+    /// <summary>Publishes the free blocks Kestrel's buffer pools hold (feed.edge.memory_pool.free), read at scrape time.</summary>
+    public void ObserveBlockPools(Func<long> freeBytes) =>
+        _meter.CreateObservableGauge("feed.edge.memory_pool.free", freeBytes, "By", "Free 4 KiB blocks held by Kestrel's buffer pools: what a burst of connections or streams needed at once, kept for reuse until trimmed");
+
     /// <summary>
     /// Publishes the replica's RocksDB figures, read at scrape time: its block cache in use, its table files, and
     /// the compaction debt, which grows when writes outrun compaction (with every feed full, an edge's background
@@ -107,7 +124,11 @@ public sealed class EdgeMetrics : IDisposable
         _meter.CreateObservableGauge("feed.edge.replica.pending_compaction", () => Read("rocksdb.estimate-pending-compaction-bytes"), "By", "Bytes RocksDB estimates compaction must rewrite to settle the replica's levels; rising steadily means writes outrun compaction");
     }
 
-    public void SubscriberAdded() => Interlocked.Increment(ref _subscribers);
+    public void SubscriberAdded()
+    {
+        Interlocked.Increment(ref _subscribers);
+        Interlocked.Increment(ref _subscriptionsOpened);
+    }
 
     public void SubscriberRemoved() => Interlocked.Decrement(ref _subscribers);
 
@@ -132,6 +153,16 @@ public sealed class EdgeMetrics : IDisposable
         if (dispatched != 0)
         {
             _writeDelay.Record(Stopwatch.GetElapsedTime(dispatched).TotalSeconds);
+        }
+    }
+
+    /// <summary>Records a settled subscribe burst, and the pause of the compaction that followed it, if one did.</summary>
+    public void BurstSettled(bool compacted, TimeSpan pause = default)
+    {
+        _bursts.Add(1, new KeyValuePair<string, object?>("outcome", compacted ? "compacted" : "skipped"));
+        if (compacted)
+        {
+            _burstCompactions.Record(pause.TotalSeconds);
         }
     }
 

@@ -78,6 +78,16 @@ public sealed class EdgeOptions
     public int ApplyThreads { get; set; } = 1;
 
     /// <summary>
+    /// Stream opens that make a subscribe burst (a resume storm, clients reconnecting after a deploy). Five seconds
+    /// after one goes quiet the edge releases Kestrel's free buffer blocks and, if they and the heap's free space come
+    /// to a tenth of the heap, runs one full compacting collection (<see cref="BurstCompactor"/>): 50,000 subscribers
+    /// opened at once were held at 8.2 KiB each after it, 10.6–11.2 KiB without, for a pause of every thread of about
+    /// 1.2 s (about 23 µs per open stream). 0 turns it off.
+    /// </summary>
+    [Range(0, 10_000_000)]
+    public int CompactAfterBurstOf { get; set; } = 5_000;
+
+    /// <summary>
     /// While the replica catches up (after a start or restart), how long a feed stream is held before it is
     /// refused with UNAVAILABLE. A held stream proceeds the moment the edge is ready, so reconnecting subscribers
     /// wait in place instead of retrying in a storm that takes the CPU the catch-up needs. 0 refuses at once.

@@ -148,6 +148,7 @@ public static class PeerScenario
             if (ourClient == OurClient.Node)
             {
                 await using var fleet = await peer.StartGrpcFleetAsync(layout.GrpcPort, SubscriberFleet.ServiceToken(), perConnection, subscribers, workload.Authors, postsSent(), duration, DrainTimeout, layout.RunDirectory, cancellationToken);
+                await PipelineProcesses.WaitForBurstSettledAsync(http, layout.WebPort, subscribers, cancellationToken);
                 Console.WriteLine($"  ours: {subscribers} Node gRPC subscribers (@grpc/grpc-js) live on {Math.Ceiling(subscribers / (double)perConnection)} connections; posting");
                 var buckets = await EdgeMeters();
                 var (result, summary) = await DriveNodeFleetAsync(fleet, edge.CpuTime, perConnection);
@@ -160,6 +161,7 @@ public static class PeerScenario
             {
                 await using var fleet = new SubscriberFleet();
                 await fleet.OpenAsync($"http://127.0.0.1:{layout.GrpcPort}", [.. Enumerable.Range(0, subscribers).Select(FeedWorkload.User)], perConnection, cancellationToken);
+                await PipelineProcesses.WaitForBurstSettledAsync(http, layout.WebPort, subscribers, cancellationToken);
                 Console.WriteLine($"  ours: {subscribers} gRPC subscribers live on {Math.Ceiling(subscribers / (double)perConnection)} connections; posting");
 
                 var cpu = new CpuWindow(broker.CpuTime, processorCpu, edge.CpuTime, () => Process.GetCurrentProcess().TotalProcessorTime);

@@ -166,6 +166,37 @@ public static class PipelineProcesses
         return buckets;
     }
 
+    /// <summary>
+    /// After opening <paramref name="subscribers"/> streams at once, waits until the edge has settled the burst
+    /// (<c>BurstCompactor</c>: its compaction stops every thread for up to about a second, which would otherwise land
+    /// in the measured window). Fewer streams than the edge's default <c>Edge:CompactAfterBurstOf</c> make no burst;
+    /// an edge told otherwise is waited for 15 s at most.
+    /// </summary>
+    public static async Task WaitForBurstSettledAsync(HttpClient http, int webPort, int subscribers, CancellationToken cancellationToken)
+    {
+        if (subscribers < new Pipeline.StreamEdge.EdgeOptions().CompactAfterBurstOf)
+        {
+            return;
+        }
+
+        var url = $"http://127.0.0.1:{webPort}/metrics";
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
+        while (await ScrapeSumAsync(http, url, "feed_edge_subscribe_bursts_total", cancellationToken) < 1)
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                Console.WriteLine("  the edge settled no subscribe burst within 15 s; measuring anyway");
+                return;
+            }
+
+            await Task.Delay(200, cancellationToken);
+        }
+    }
+
+    /// <summary>Reads the sum of every series of one metric from a Prometheus text scrape (0 when absent).</summary>
+    public static async Task<double> ScrapeSumAsync(HttpClient http, string url, string metric, CancellationToken cancellationToken) =>
+        Sum(await http.GetStringAsync(new Uri(url), cancellationToken), metric);
+
     /// <summary>Reads one counter or gauge from a Prometheus text scrape (0 when absent).</summary>
     public static async Task<double> ScrapeAsync(HttpClient http, string url, string metric, CancellationToken cancellationToken) =>
         Value(await http.GetStringAsync(new Uri(url), cancellationToken), metric);

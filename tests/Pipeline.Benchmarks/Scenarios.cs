@@ -44,10 +44,10 @@ public sealed record ThroughputResult(long Posts, int FanOut, double ProcessorUp
 
 /// <param name="HeldSeconds">How long the subscribers were then held idle before the held figures (0: not measured, NaN).</param>
 public sealed record SubscriberScaleResult(int Subscribers, int PerConnection, double OpensPerSecond, double EdgeBaselineMiB, double EdgeMiB, double BytesPerSubscriber, double HarnessMiB, double EdgePooledMiB, double EdgeGcCommittedMiB, double EdgeGcHeapMiB, double EdgeGcFragmentationMiB,
-    double HeldSeconds, double EdgeHeldMiB, double BytesPerSubscriberHeld, double EdgePooledHeldMiB, double EdgeGcCommittedHeldMiB);
+    double HeldSeconds, double EdgeHeldMiB, double BytesPerSubscriberHeld, double EdgePooledHeldMiB, double EdgeGcCommittedHeldMiB, string? EdgeCompaction);
 
 public sealed record ResumeStormResult(int Subscribers, double SecondsToOpen, double SecondsToReady, double SecondsToCaughtUp, double SecondsToFirstResumed, double SecondsToHalfResumed, double SecondsTo90PercentResumed, double SecondsToAllResumed, long Gaps, long Duplicates, long Deliveries, long Expected,
-    double BrokerCores, double ProcessorCores, double EdgeCores, double HarnessCores);
+    double BrokerCores, double ProcessorCores, double EdgeCores, double HarnessCores, string? EdgeCompaction);
 
 public sealed record FanOutResult(int Followers, double SecondsToAllUpdates, double LongestStreamThreadSeconds, double ProcessorMiBBefore, double ProcessorMiBAfter);
 
@@ -64,6 +64,9 @@ public static class Scenarios
 
     /// <summary>The edge's log line when its replica has caught up and it starts serving.</summary>
     private const string EdgeCaughtUpLog = "Feed replica caught up";
+
+    /// <summary>The edge's line when it compacts its heap after a subscribe burst (<c>BurstCompactor</c>).</summary>
+    private const string EdgeCompactionLog = "Compacted the heap after a burst";
 
     /// <summary>The processor's histogram of exactly-once commits (offsets sent → transaction committed).</summary>
     private const string CommitDuration = "feed_processor_transaction_commit_duration_seconds";
@@ -95,6 +98,7 @@ public static class Scenarios
 
         await using var fleet = new SubscriberFleet();
         await fleet.OpenAsync($"http://127.0.0.1:{layout.GrpcPort}", [.. Enumerable.Range(0, subscribers).Select(FeedWorkload.User)], perConnection, cancellationToken);
+        await PipelineProcesses.WaitForBurstSettledAsync(http, layout.WebPort, subscribers, cancellationToken);
         Console.WriteLine($"  {subscribers} subscribers live on {Math.Ceiling(subscribers / (double)perConnection)} connections; posting {postsPerSecond}/s for {duration.TotalSeconds} s");
 
         var edgeMetrics = $"http://127.0.0.1:{layout.WebPort}/metrics";
@@ -209,7 +213,7 @@ public static class Scenarios
             var privateBytes = edge.PrivateBytes();
             var metrics = await http.GetStringAsync(new Uri($"http://127.0.0.1:{layout.WebPort}/metrics"), cancellationToken);
             return (privateBytes,
-                PipelineProcesses.Value(metrics, "aspnetcore_memory_pool_pooled_bytes"),
+                PipelineProcesses.Value(metrics, "feed_edge_memory_pool_free_bytes"),
                 PipelineProcesses.Value(metrics, "dotnet_gc_last_collection_memory_committed_size_bytes"),
                 PipelineProcesses.Sum(metrics, "dotnet_gc_last_collection_heap_size_bytes"),
                 PipelineProcesses.Sum(metrics, "dotnet_gc_last_collection_heap_fragmentation_size_bytes"));
@@ -230,7 +234,8 @@ public static class Scenarios
         }
 
         return new SubscriberScaleResult(subscribers, perConnection, opensPerSecond, MiB(baseline), MiB(loaded.Private), (loaded.Private - baseline) / (double)subscribers, MiB(harness), MiB(loaded.Pooled), MiB(loaded.Committed), MiB(loaded.Heap), MiB(loaded.Fragmentation),
-            held.TotalSeconds, MiB(heldReading.Private), (heldReading.Private - baseline) / subscribers, MiB(heldReading.Pooled), MiB(heldReading.Committed));
+            held.TotalSeconds, MiB(heldReading.Private), (heldReading.Private - baseline) / subscribers, MiB(heldReading.Pooled), MiB(heldReading.Committed),
+            edge.LastLineContaining(EdgeCompactionLog));
     }
 
     /// <summary>Subscribers attached with cursors; the edge is stopped (SIGTERM) and started again while posts flow.</summary>
@@ -279,7 +284,7 @@ public static class Scenarios
         await edge.DisposeAsync();
         return new ResumeStormResult(
             subscribers, opened, ready, caughtUp, resumedAt[0], resumedAt[resumedAt.Length / 2], resumedAt[resumedAt.Length * 9 / 10], resumed,
-            fleet.Gaps, fleet.Duplicates, fleet.Deliveries, expected, cores[0], cores[1], edgeCores, cores[2]);
+            fleet.Gaps, fleet.Duplicates, fleet.Deliveries, expected, cores[0], cores[1], edgeCores, cores[2], newEdge.LastLineContaining(EdgeCompactionLog));
     }
 
     /// <summary>One post by an author with <paramref name="followers"/> followers: time and memory of the fan-out.</summary>

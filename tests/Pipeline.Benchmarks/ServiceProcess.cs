@@ -144,6 +144,15 @@ public sealed class ServiceProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>The newest line of output containing <paramref name="text"/>, trimmed.</summary>
+    public string? LastLineContaining(string text)
+    {
+        lock (_gate)
+        {
+            return _output.FindLast(line => line.Contains(text, StringComparison.Ordinal))?.Trim();
+        }
+    }
+
     public bool OutputContains(string text)
     {
         lock (_gate)

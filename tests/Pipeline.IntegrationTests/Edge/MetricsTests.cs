@@ -30,8 +30,8 @@ public sealed class MetricsTests
             "feed_processor_posts_in_total", "feed_processor_feed_updates_out_total", "feed_processor_dead_letters_total",
             "feed_processor_tasks_open", "feed_processor_repartition_purges_refused_total",
 
-            // Kestrel's free blocks (this scrape's own connection has used the pool).
-            "aspnetcore_memory_pool_pooled_bytes",
+            // Kestrel's free buffer blocks, from the edge's own pool (BlockPools), and the streams opened so far.
+            "feed_edge_memory_pool_free_bytes", "feed_edge_subscriptions_opened_total",
         })
         {
             Assert.Contains(metric, text, StringComparison.Ordinal);
