@@ -81,8 +81,8 @@ public sealed class EdgeOptions
     /// Stream opens that make a subscribe burst (a resume storm, clients reconnecting after a deploy). Five seconds
     /// after one goes quiet the edge releases Kestrel's free buffer blocks and, if they and the heap's free space come
     /// to a tenth of the heap, runs one full compacting collection (<see cref="BurstCompactor"/>): 50,000 subscribers
-    /// opened at once were held at 8.2 KiB each after it, 10.6–11.2 KiB without, for a pause of every thread of about
-    /// 1.2 s (about 23 µs per open stream). 0 turns it off.
+    /// opened at once were held at 8.2–8.6 KiB each after it, 11.2–13.6 KiB without, for a pause of every thread of
+    /// 1.0–1.8 s (20–35 µs per open stream). 0 turns it off.
     /// </summary>
     [Range(0, 10_000_000)]
     public int CompactAfterBurstOf { get; set; } = 5_000;

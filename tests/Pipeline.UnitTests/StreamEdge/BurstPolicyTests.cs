@@ -2,6 +2,7 @@ using System.Diagnostics.Metrics;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 using Microsoft.Extensions.Logging.Testing;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using Pipeline.StreamEdge;
 
@@ -106,6 +107,7 @@ public sealed class BurstCompactorTests
         using var bursts = new MetricCollector<long>(meters, EdgeMetrics.MeterName, "feed.edge.subscribe_bursts");
         using var pauses = new MetricCollector<double>(meters, EdgeMetrics.MeterName, "feed.edge.burst_compaction.duration");
         var logger = new FakeLogger<BurstCompactor>();
+        using var lifetime = new Lifetime();
         var pools = new BlockPools(metrics);
         using var pool = pools.Create();
         foreach (var block in Enumerable.Range(0, 5).Select(_ => pool.Rent()).ToList())
@@ -113,7 +115,7 @@ public sealed class BurstCompactorTests
             block.Dispose();
         }
 
-        using var compactor = new BurstCompactor(metrics, pools, Options.Create(new EdgeOptions { CompactAfterBurstOf = 500 }), logger);
+        using var compactor = new BurstCompactor(metrics, pools, Options.Create(new EdgeOptions { CompactAfterBurstOf = 500 }), lifetime, logger);
         await compactor.StartAsync(CancellationToken.None);
 
         // 600 opens within the first second: a burst. It is over QuietTime later; the compactor looks once a second.
@@ -139,5 +141,46 @@ public sealed class BurstCompactorTests
         Assert.Contains(outcome, (string[])["compacted", "skipped"]);
         Assert.Equal(outcome == "compacted" ? 1 : 0, pauses.GetMeasurementSnapshot().Count);
         Assert.Contains("burst of 600 stream opens", logger.Collector.LatestRecord.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ABurst_ThatSettlesWhileTheEdgeIsStopping_IsNotCompacted()
+    {
+        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        var meters = services.GetRequiredService<IMeterFactory>();
+        using var metrics = new EdgeMetrics(meters);
+        using var bursts = new MetricCollector<long>(meters, EdgeMetrics.MeterName, "feed.edge.subscribe_bursts");
+        using var lifetime = new Lifetime();
+        using var compactor = new BurstCompactor(metrics, new BlockPools(metrics), Options.Create(new EdgeOptions { CompactAfterBurstOf = 500 }), lifetime, new FakeLogger<BurstCompactor>());
+        await compactor.StartAsync(CancellationToken.None);
+        for (var i = 0; i < 600; i++)
+        {
+            metrics.SubscriberAdded();
+        }
+
+        await Task.Delay(TimeSpan.FromSeconds(1.5));
+        await lifetime.StopAsync();
+
+        // Long past the quiet time: the burst would have settled, but the edge is stopping.
+        await Task.Delay(BurstPolicy.QuietTime + TimeSpan.FromSeconds(2));
+        await compactor.StopAsync(CancellationToken.None);
+        Assert.Empty(bursts.GetMeasurementSnapshot());
+    }
+
+    private sealed class Lifetime : IHostApplicationLifetime, IDisposable
+    {
+        private readonly CancellationTokenSource _stopping = new();
+
+        public CancellationToken ApplicationStarted => CancellationToken.None;
+
+        public CancellationToken ApplicationStopping => _stopping.Token;
+
+        public CancellationToken ApplicationStopped => CancellationToken.None;
+
+        public void StopApplication() => _stopping.Cancel();
+
+        public Task StopAsync() => _stopping.CancelAsync();
+
+        public void Dispose() => _stopping.Dispose();
     }
 }
