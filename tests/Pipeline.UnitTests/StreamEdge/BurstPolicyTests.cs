@@ -120,10 +120,7 @@ public sealed class BurstCompactorTests
 
         // 6,000 opens before the compactor's first look: a burst, even if a busy machine delays that look by many
         // seconds (it judges the rate over the time since its last look). The burst is over QuietTime later.
-        for (var i = 0; i < 6_000; i++)
-        {
-            metrics.SubscriberAdded();
-        }
+        Open(metrics, 6_000);
 
         using var timeout = new CancellationTokenSource(BurstPolicy.QuietTime + TimeSpan.FromSeconds(40));
         while (bursts.GetMeasurementSnapshot().Count == 0)
@@ -154,10 +151,7 @@ public sealed class BurstCompactorTests
         using var lifetime = new Lifetime();
         using var compactor = new BurstCompactor(metrics, new BlockPools(metrics), Options.Create(new EdgeOptions { CompactAfterBurstOf = 500 }), lifetime, new FakeLogger<BurstCompactor>());
         await compactor.StartAsync(CancellationToken.None);
-        for (var i = 0; i < 6_000; i++)
-        {
-            metrics.SubscriberAdded();
-        }
+        Open(metrics, 6_000);
 
         await Task.Delay(TimeSpan.FromSeconds(1.5));
         await lifetime.StopAsync();
@@ -166,6 +160,14 @@ public sealed class BurstCompactorTests
         await Task.Delay(BurstPolicy.QuietTime + TimeSpan.FromSeconds(2));
         await compactor.StopAsync(CancellationToken.None);
         Assert.Empty(bursts.GetMeasurementSnapshot());
+    }
+
+    private static void Open(EdgeMetrics metrics, int streams)
+    {
+        for (var i = 0; i < streams; i++)
+        {
+            metrics.SubscriberAdded();
+        }
     }
 
     private sealed class Lifetime : IHostApplicationLifetime, IDisposable
