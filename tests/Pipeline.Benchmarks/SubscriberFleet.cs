@@ -49,8 +49,11 @@ public sealed class SubscriberFleet : IAsyncDisposable
 
     /// <summary>Opens one subscription per user, <paramref name="perConnection"/> streams per HTTP/2 connection, and waits until all are live.</summary>
     /// <param name="opensPerSecond">How fast subscribers arrive; 0 opens them all at once (a burst, as after a restart).</param>
-    public async Task OpenAsync(string address, IReadOnlyList<string> users, int perConnection, CancellationToken cancellationToken, double opensPerSecond = 0)
+    /// <param name="stallTimeout">How long to wait with no subscriber going live before giving up (default 60 s).</param>
+    /// <exception cref="InvalidOperationException">Subscribers stopped going live before all were.</exception>
+    public async Task OpenAsync(string address, IReadOnlyList<string> users, int perConnection, CancellationToken cancellationToken, double opensPerSecond = 0, TimeSpan? stallTimeout = null)
     {
+        var stall = stallTimeout ?? TimeSpan.FromSeconds(60);
         var opening = System.Diagnostics.Stopwatch.StartNew();
         for (var i = 0; i < users.Count; i++)
         {
@@ -79,13 +82,25 @@ public sealed class SubscriberFleet : IAsyncDisposable
             subscriber.Start(_stop.Token);
         }
 
+        // Bounded by progress, not by a total time: a paced arrival of many subscribers takes as long as it takes, but
+        // an edge that refuses the rest (Edge:MaxSubscriptions, RESOURCE_EXHAUSTED) would have them retry forever.
         var waited = 0;
+        var (live, progressed) = (0, opening.Elapsed);
         while (_subscribers.Any(s => !s.IsLive))
         {
             await Task.Delay(50, cancellationToken);
             if (++waited % 200 == 0)
             {
                 Console.WriteLine($"  waiting: {Live}/{Count} subscribers live; last error: {LastError}");
+            }
+
+            if (waited % 20 == 0 && Live is var now && now != live)
+            {
+                (live, progressed) = (now, opening.Elapsed);
+            }
+            else if (opening.Elapsed - progressed > stall)
+            {
+                throw new InvalidOperationException($"{Live} of {Count} subscribers live, and no more for {stall.TotalSeconds:0} s; last error: {LastError}");
             }
         }
     }

@@ -47,6 +47,27 @@ public sealed class HarnessSmokeTests
         Assert.Equal((result.EdgeHeldMiB - result.EdgeBaselineMiB) * 1024 * 1024 / 40, result.BytesPerSubscriberHeld, 0.05 * result.BytesPerSubscriberHeld + 1024 * 1024 / 40.0);
     }
 
+    /// <summary>
+    /// An edge that refuses some subscribers (here its subscription limit) must fail the run with the reason, not keep
+    /// the harness retrying forever: the harness bounds its traffic in time.
+    /// </summary>
+    [Fact]
+    public async Task Fleet_SomeSubscribersRefused_GivesUpWithTheEdgesReason()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        var layout = PipelineLayout.Create(3);
+        await using var broker = await PipelineProcesses.StartBrokerAsync(layout, timeout.Token);
+        await using var edge = await PipelineProcesses.StartEdgeAsync(layout, timeout.Token, new Dictionary<string, string> { ["Edge__MaxSubscriptions"] = "3" });
+        await using var fleet = new SubscriberFleet();
+
+        var refused = await Assert.ThrowsAsync<InvalidOperationException>(() => fleet.OpenAsync(
+            $"http://127.0.0.1:{layout.GrpcPort}", [.. Enumerable.Range(0, 5).Select(FeedWorkload.User)], perConnection: 5, timeout.Token, stallTimeout: TimeSpan.FromSeconds(2)));
+
+        Assert.Equal(3, fleet.Live);
+        Assert.Contains("3 of 5 subscribers live", refused.Message, StringComparison.Ordinal);
+        Assert.Contains("ResourceExhausted", refused.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Prefill_FillsEveryFeedUncounted_AndFailsWhenTheBrokerDropsPartOfIt()
     {
