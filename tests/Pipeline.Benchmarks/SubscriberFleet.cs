@@ -84,8 +84,9 @@ public sealed class SubscriberFleet : IAsyncDisposable
 
         // Bounded by progress, not by a total time: a paced arrival of many subscribers takes as long as it takes, but
         // an edge that refuses the rest (Edge:MaxSubscriptions, RESOURCE_EXHAUSTED) would have them retry forever.
+        // Progress is a new most-live count: a fleet that loses streams as fast as it opens them makes none.
         var waited = 0;
-        var (live, progressed) = (0, opening.Elapsed);
+        var (mostLive, progressed) = (0, opening.Elapsed);
         while (_subscribers.Any(s => !s.IsLive))
         {
             await Task.Delay(50, cancellationToken);
@@ -94,9 +95,9 @@ public sealed class SubscriberFleet : IAsyncDisposable
                 Console.WriteLine($"  waiting: {Live}/{Count} subscribers live; last error: {LastError}");
             }
 
-            if (waited % 20 == 0 && Live is var now && now != live)
+            if (waited % 20 == 0 && Live is var now && now > mostLive)
             {
-                (live, progressed) = (now, opening.Elapsed);
+                (mostLive, progressed) = (now, opening.Elapsed);
             }
             else if (opening.Elapsed - progressed > stall)
             {
