@@ -45,6 +45,10 @@ public sealed class FeedWorkload : IDisposable
 
     public int AuthorOf(int user) => user % Authors;
 
+    /// <summary>The follow graph in memory, author → followers: what the raw loops look followers up in.</summary>
+    public Dictionary<string, string[]> FollowersByAuthor() =>
+        Enumerable.Range(0, Subscribers).GroupBy(AuthorOf).ToDictionary(g => Author(g.Key), g => g.Select(User).ToArray());
+
     public async Task FollowAllAsync(CancellationToken cancellationToken)
     {
         for (var i = 0; i < Subscribers; i++)

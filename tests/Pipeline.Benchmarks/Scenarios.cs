@@ -4,6 +4,7 @@ using Confluent.Kafka;
 using Feed.V1;
 using Google.Protobuf;
 using Pipeline.Kafka;
+using Pipeline.Processor;
 
 namespace Pipeline.Benchmarks;
 
@@ -40,7 +41,10 @@ public sealed record GcWindow(double Gen0, double Gen1, double Gen2, double Paus
     public GcWindow Since(GcWindow start) => new(Gen0 - start.Gen0, Gen1 - start.Gen1, Gen2 - start.Gen2, PauseMs - start.PauseMs, AllocatedMiB - start.AllocatedMiB);
 }
 
-public sealed record ThroughputResult(long Posts, int FanOut, double ProcessorUpdatesPerSecond, double RawLoopUpdatesPerSecond, double Ratio);
+/// <param name="StatefulUpdatesPerSecond">The raw loop with the processor's stores, changelogs and transactions (<see cref="StatefulFanOutLoop"/>).</param>
+/// <param name="StatefulRatio">The processor's rate ÷ the stateful loop's: what Streamiz costs over the same work hand-written.</param>
+public sealed record ThroughputResult(long Posts, int FanOut, double ProcessorUpdatesPerSecond, double RawLoopUpdatesPerSecond, double Ratio,
+    double StatefulUpdatesPerSecond = double.NaN, double StatefulRatio = double.NaN, long StatefulChangelogRecords = 0, long StatefulTransactions = 0);
 
 /// <param name="HeldSeconds">How long the subscribers were then held idle before the held figures (0: not measured, NaN).</param>
 public sealed record SubscriberScaleResult(int Subscribers, int PerConnection, double OpensPerSecond, double EdgeBaselineMiB, double EdgeMiB, double BytesPerSubscriber, double HarnessMiB, double EdgePooledMiB, double EdgeGcCommittedMiB, double EdgeGcHeapMiB, double EdgeGcFragmentationMiB,
@@ -162,6 +166,9 @@ public static class Scenarios
 
         var raw = RawFanOutLoop.Run(layout.BootstrapServers, workload, expected, cancellationToken);
         Console.WriteLine($"  raw loop: {expected} updates in {raw.TotalSeconds:F2} s");
+        var feedSize = ProcessorSettings.TryGetValue("Processor__FeedSize", out var size) ? int.Parse(size, CultureInfo.InvariantCulture) : new ProcessorOptions().FeedSize;
+        var stateful = StatefulFanOutLoop.Run(layout.BootstrapServers, workload, expected, feedSize, cancellationToken);
+        Console.WriteLine($"  stateful raw loop: {expected} updates in {stateful.Elapsed.TotalSeconds:F2} s ({stateful.ChangelogRecords} changelog records, {stateful.Transactions} transactions, {stateful.CommitTime.TotalSeconds:F2} s of it committing)");
 
         // Timed from the first post the processor reads to its last update out: both of its hops, without its
         // start-up (JIT, group join, restore), as the raw loop is timed from its first record.
@@ -184,7 +191,8 @@ public static class Scenarios
         Console.WriteLine($"  processor: {expected} updates in {processorSeconds:F2} s (from its first post read, {first:F1} s after it was started)");
         var processorRate = expected / processorSeconds;
         var rawRate = expected / raw.TotalSeconds;
-        return new ThroughputResult(posts, fanOut, processorRate, rawRate, processorRate / rawRate);
+        var statefulRate = expected / stateful.Elapsed.TotalSeconds;
+        return new ThroughputResult(posts, fanOut, processorRate, rawRate, processorRate / rawRate, statefulRate, processorRate / statefulRate, stateful.ChangelogRecords, stateful.Transactions);
     }
 
     /// <param name="opensPerSecond">How fast the subscribers arrive; 0 opens them all at once.</param>
@@ -365,7 +373,7 @@ public static class RawFanOutLoop
 {
     public static TimeSpan Run(string bootstrapServers, FeedWorkload workload, long expected, CancellationToken cancellationToken)
     {
-        var followers = Enumerable.Range(0, workload.Subscribers).GroupBy(workload.AuthorOf).ToDictionary(g => FeedWorkload.Author(g.Key), g => g.Select(FeedWorkload.User).ToArray());
+        var followers = workload.FollowersByAuthor();
         using var consumer = new ConsumerBuilder<string, byte[]>(new ConsumerConfig
         {
             BootstrapServers = bootstrapServers,
@@ -398,19 +406,7 @@ public static class RawFanOutLoop
             foreach (var recipient in followers.GetValueOrDefault(post.AuthorId, []))
             {
                 var update = new FeedUpdate { RecipientId = recipient, Kind = FeedUpdateKind.Added, Cause = FeedCause.Live, Post = feedPost, SourceOccurredAtMs = post.OccurredAtMs };
-                while (true)
-                {
-                    try
-                    {
-                        producer.Produce("bench.raw-updates", new Message<string, byte[]> { Key = recipient, Value = update.ToByteArray() });
-                        break;
-                    }
-                    catch (ProduceException<string, byte[]> ex) when (ex.Error.Code == ErrorCode.Local_QueueFull)
-                    {
-                        producer.Poll(TimeSpan.FromMilliseconds(10));
-                    }
-                }
-
+                Produce(producer, "bench.raw-updates", recipient, update.ToByteArray());
                 produced++;
             }
         }
@@ -418,5 +414,22 @@ public static class RawFanOutLoop
         producer.Flush(cancellationToken);
         consumer.Close();
         return stopwatch?.Elapsed ?? TimeSpan.Zero;
+    }
+
+    /// <summary>Produces, waiting for room while the producer's queue is full.</summary>
+    internal static void Produce<TKey>(IProducer<TKey, byte[]> producer, string topic, TKey key, byte[]? value)
+    {
+        while (true)
+        {
+            try
+            {
+                producer.Produce(topic, new Message<TKey, byte[]> { Key = key, Value = value! });
+                return;
+            }
+            catch (ProduceException<TKey, byte[]> ex) when (ex.Error.Code == ErrorCode.Local_QueueFull)
+            {
+                producer.Poll(TimeSpan.FromMilliseconds(10));
+            }
+        }
     }
 }

@@ -91,6 +91,62 @@ public sealed class HarnessSmokeTests
         Assert.True(Watermarks().Low.Value > 0, "the broker dropped the oldest updates");
     }
 
+    /// <summary>
+    /// The stateful raw loop (the processor's work hand-written): every update out and every store write in the
+    /// changelog; with a feed size of 1, each user's second update drops the first (its entry and held key deleted,
+    /// two changelog tombstones). The embedded broker shows records of open transactions to read-committed readers and
+    /// does not store transactional offset commits, so nothing here can show that the transactions committed (a
+    /// commit that fails throws, and fails the run).
+    /// </summary>
+    [Fact]
+    public async Task StatefulLoop_TinyBacklog_CommitsEveryUpdateAndStoreWrite()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        var layout = PipelineLayout.Create(partitions: 3);
+        await using var broker = await PipelineProcesses.StartBrokerAsync(layout, timeout.Token);
+        using var workload = new FeedWorkload(layout.BootstrapServers, subscribers: 20, fanOut: 4);
+        workload.PostBacklog(10, timeout.Token);
+
+        var (elapsed, changelogRecords, transactions, _) = StatefulFanOutLoop.Run(layout.BootstrapServers, workload, expected: 40, feedSize: 1, timeout.Token);
+
+        // 10 posts: a ledger and a recent-posts write each; 40 adds: held key, entry and head each; 20 drops: 2 deletes each.
+        Assert.Equal(10 * 2 + 40 * 3 + 20 * 2, changelogRecords);
+        Assert.True(transactions >= 1 && elapsed > TimeSpan.Zero, "the loop committed and was timed");
+        Assert.Equal(40, CountCommitted(layout.BootstrapServers, StatefulFanOutLoop.UpdatesTopic, timeout.Token));
+        Assert.Equal(changelogRecords, CountCommitted(layout.BootstrapServers, StatefulFanOutLoop.ChangelogTopic, timeout.Token));
+    }
+
+    /// <summary>Records a read-committed consumer reads from the start of <paramref name="topic"/> to its end.</summary>
+    private static long CountCommitted(string bootstrapServers, string topic, CancellationToken cancellationToken)
+    {
+        using var consumer = new ConsumerBuilder<Ignore, Ignore>(new ConsumerConfig
+        {
+            BootstrapServers = bootstrapServers,
+            GroupId = $"count-{Guid.NewGuid():N}",
+            AutoOffsetReset = AutoOffsetReset.Earliest,
+            IsolationLevel = IsolationLevel.ReadCommitted,
+            EnablePartitionEof = true,
+        }).Build();
+        consumer.Subscribe(topic);
+        var atEnd = new HashSet<TopicPartition>();
+        long count = 0;
+        while (consumer.Assignment.Count == 0 || !consumer.Assignment.All(atEnd.Contains))
+        {
+            var result = consumer.Consume(cancellationToken);
+            if (result.IsPartitionEOF)
+            {
+                atEnd.Add(result.TopicPartition);
+            }
+            else
+            {
+                atEnd.Remove(result.TopicPartition);
+                count++;
+            }
+        }
+
+        return count;
+    }
+
     /// <summary>The replica scenario, tiny: every feed filled past small caps, then applies timed at them.</summary>
     [Fact]
     public void ReplicaScenario_TinyRun_TimesAppliesWithEveryFeedAtItsCaps()
