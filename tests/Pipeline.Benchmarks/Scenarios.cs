@@ -167,7 +167,7 @@ public static class Scenarios
         var raw = RawFanOutLoop.Run(layout.BootstrapServers, workload, expected, cancellationToken);
         Console.WriteLine($"  raw loop: {expected} updates in {raw.TotalSeconds:F2} s");
         var feedSize = ProcessorSettings.TryGetValue("Processor__FeedSize", out var size) ? int.Parse(size, CultureInfo.InvariantCulture) : new ProcessorOptions().FeedSize;
-        var stateful = StatefulFanOutLoop.Run(layout.BootstrapServers, workload, expected, feedSize, cancellationToken);
+        var stateful = StatefulFanOutLoop.Run(layout.BootstrapServers, workload, expected, feedSize, partitions, cancellationToken);
         Console.WriteLine($"  stateful raw loop: {expected} updates in {stateful.Elapsed.TotalSeconds:F2} s ({stateful.ChangelogRecords} changelog records, {stateful.Transactions} transactions, {stateful.CommitTime.TotalSeconds:F2} s of it committing)");
 
         // Timed from the first post the processor reads to its last update out: both of its hops, without its

@@ -15,11 +15,12 @@ namespace Pipeline.Benchmarks;
 /// processor's semantics cost without Streamiz. Per post it records the post in the author's ledger and recent
 /// posts; per follower it does the recipient stage's work for an add (the feed head read, the held-key check and
 /// write, the entry write, the head write; at the cap the oldest entry and its held key deleted), with the
-/// processor's store keys and value encodings, every store write also sent to a changelog topic; all of it in
-/// Kafka transactions committed with the consumer's offsets every <see cref="CommitInterval"/>, as the processor's
-/// exactly-once default. Stores write without RocksDB's write-ahead log, as Kafka Streams' do (the changelog is the
-/// log). Left out, so this is an upper bound for the processor's work: the repartition hop between the author and
-/// recipient stages (here one process does both), the recent posts' trim, and the source-position stores.
+/// processor's store keys and value encodings and a store per partition, as the processor's tasks have; every store
+/// write is also sent to a changelog topic; all of it in Kafka transactions committed with the consumer's offsets
+/// every <see cref="CommitInterval"/>, as the processor's exactly-once default. Stores write without RocksDB's
+/// write-ahead log, as Kafka Streams' do (the changelog is the log). Left out, so this is an upper bound for the
+/// processor's work: the repartition hop between the author and recipient stages (here one process does both), the
+/// recent posts' trim, and the source-position stores.
 /// </summary>
 public sealed class StatefulFanOutLoop : IDisposable
 {
@@ -37,15 +38,17 @@ public sealed class StatefulFanOutLoop : IDisposable
 
     private readonly string _directory = Path.Combine(Path.GetTempPath(), $"stateful-loop-{Guid.NewGuid():N}");
     private readonly WriteOptions _write = new WriteOptions().DisableWal(1);
-    private readonly RocksDb _ledger;
-    private readonly RocksDb _recent;
-    private readonly RocksDb _entries;
-    private readonly RocksDb _index;
-    private readonly RocksDb _heads;
+    // One RocksDB per store and partition, as the processor's tasks keep them: author stores by the post's
+    // partition, recipient stores by the user's.
+    private readonly RocksDb[] _ledger;
+    private readonly RocksDb[] _recent;
+    private readonly RocksDb[] _entries;
+    private readonly RocksDb[] _index;
+    private readonly RocksDb[] _heads;
     private readonly IProducer<byte[], byte[]> _producer;
     private readonly int _feedSize;
 
-    private StatefulFanOutLoop(string bootstrapServers, int feedSize)
+    private StatefulFanOutLoop(string bootstrapServers, int feedSize, int partitions)
     {
         _feedSize = feedSize;
         Directory.CreateDirectory(_directory);
@@ -56,7 +59,7 @@ public sealed class StatefulFanOutLoop : IDisposable
         var table = new BlockBasedTableOptions();
         table.SetFilterPolicy(BloomFilterPolicy.Create());
         options.SetBlockBasedTableFactory(table);
-        RocksDb Open(string store) => RocksDb.Open(options, Path.Combine(_directory, store));
+        RocksDb[] Open(string store) => [.. Enumerable.Range(0, partitions).Select(partition => RocksDb.Open(options, Path.Combine(_directory, $"{store}-{partition}")))];
         (_ledger, _recent, _entries, _index, _heads) = (Open(StoreNames.PostLedger), Open(StoreNames.RecentPosts), Open(StoreNames.FeedEntries), Open(StoreNames.FeedIndex), Open(StoreNames.FeedHeads));
         _producer = new ProducerBuilder<byte[], byte[]>(new ProducerConfig
         {
@@ -79,9 +82,10 @@ public sealed class StatefulFanOutLoop : IDisposable
     /// Consumes social.posts from the start until <paramref name="expected"/> feed updates are out and committed; the
     /// time runs from the first record consumed to the last transaction committed.
     /// </summary>
-    public static (TimeSpan Elapsed, long ChangelogRecords, long Transactions, TimeSpan CommitTime) Run(string bootstrapServers, FeedWorkload workload, long expected, int feedSize, CancellationToken cancellationToken)
+    /// <param name="partitions">The partition count of social.posts and of the processor's repartition topics: how many tasks, each with its own stores, the processor has.</param>
+    public static (TimeSpan Elapsed, long ChangelogRecords, long Transactions, TimeSpan CommitTime) Run(string bootstrapServers, FeedWorkload workload, long expected, int feedSize, int partitions, CancellationToken cancellationToken)
     {
-        using var loop = new StatefulFanOutLoop(bootstrapServers, feedSize);
+        using var loop = new StatefulFanOutLoop(bootstrapServers, feedSize, partitions);
         var elapsed = loop.Drain(bootstrapServers, workload, expected, cancellationToken);
         return (elapsed, loop.ChangelogRecords, loop.Transactions, loop.CommitTime);
     }
@@ -89,7 +93,7 @@ public sealed class StatefulFanOutLoop : IDisposable
     public void Dispose()
     {
         _producer.Dispose();
-        foreach (var db in new[] { _ledger, _recent, _entries, _index, _heads })
+        foreach (var db in new[] { _ledger, _recent, _entries, _index, _heads }.SelectMany(store => store))
         {
             db.Dispose();
         }
@@ -121,7 +125,7 @@ public sealed class StatefulFanOutLoop : IDisposable
             if (result?.Message is not null)
             {
                 stopwatch ??= Stopwatch.StartNew();
-                produced += Apply(PostEvent.Parser.ParseFrom(result.Message.Value), result.Offset.Value, followers);
+                produced += Apply(PostEvent.Parser.ParseFrom(result.Message.Value), result.Partition.Value, result.Offset.Value, followers);
             }
 
             if (stopwatch is not null && (stopwatch.Elapsed - committed >= CommitInterval || produced >= expected))
@@ -147,41 +151,43 @@ public sealed class StatefulFanOutLoop : IDisposable
     }
 
     /// <returns>The feed updates produced.</returns>
-    private long Apply(PostEvent post, long sequence, Dictionary<string, string[]> followers)
+    private long Apply(PostEvent post, int partition, long sequence, Dictionary<string, string[]> followers)
     {
+        var (ledger, recent) = (_ledger[partition], _recent[partition]);
         // The author stage: a post id seen before is not fanned out again; the post joins the author's recent posts.
         var ledgerKey = Key(AuthorKeys.Member(post.AuthorId, post.PostId));
-        if (_ledger.Get(ledgerKey) is not null)
+        if (ledger.Get(ledgerKey) is not null)
         {
             return 0;
         }
 
-        Write(_ledger, ledgerKey, Long(sequence + 1));
+        Write(ledger, ledgerKey, Long(sequence + 1));
         var feedPost = new Post { PostId = post.PostId, AuthorId = post.AuthorId, Body = post.Body, CreatedAtMs = post.CreatedAtMs };
         var postBytes = feedPost.ToByteArray();
-        Write(_recent, Key(AuthorKeys.Sequenced(post.AuthorId, sequence)), postBytes);
+        Write(recent, Key(AuthorKeys.Sequenced(post.AuthorId, sequence)), postBytes);
 
         // The recipient stage, per follower.
         long produced = 0;
         foreach (var user in followers.GetValueOrDefault(post.AuthorId, []))
         {
+            var (heads, index, entries) = RecipientStores(user);
             var headKey = Key(user);
-            var head = Head(_heads.Get(headKey));
+            var head = Head(heads.Get(headKey));
             var heldKey = Key(RecipientKeys.Held(user, post.AuthorId, post.PostId));
-            if (_index.Get(heldKey) is not null)
+            if (index.Get(heldKey) is not null)
             {
                 continue;
             }
 
-            Write(_index, heldKey, Long(head.Next + 1));
-            Write(_entries, Key(RecipientKeys.Entry(user, head.Next)), postBytes);
+            Write(index, heldKey, Long(head.Next + 1));
+            Write(entries, Key(RecipientKeys.Entry(user, head.Next)), postBytes);
             head = head.Appended();
             if (head.Size > _feedSize)
             {
                 head = DropOldest(user, head);
             }
 
-            Write(_heads, headKey, Head(head));
+            Write(heads, headKey, Head(head));
             var update = new FeedUpdate { RecipientId = user, Kind = FeedUpdateKind.Added, Cause = FeedCause.Live, Post = feedPost, SourceOccurredAtMs = post.OccurredAtMs };
             RawFanOutLoop.Produce(_producer, UpdatesTopic, headKey, update.ToByteArray());
             produced++;
@@ -190,12 +196,19 @@ public sealed class StatefulFanOutLoop : IDisposable
         return produced;
     }
 
+    private (RocksDb Heads, RocksDb Index, RocksDb Entries) RecipientStores(string user)
+    {
+        var partition = KeyPartitioner.Partition(user, _heads.Length);
+        return (_heads[partition], _index[partition], _entries[partition]);
+    }
+
     private FeedHead DropOldest(string user, FeedHead head)
     {
+        var (_, index, entries) = RecipientStores(user);
         var oldestKey = Key(RecipientKeys.Entry(user, head.Floor));
-        var oldest = Post.Parser.ParseFrom(_entries.Get(oldestKey) ?? throw new InvalidOperationException($"{user}'s feed holds no entry at its floor, {head.Floor}."));
-        Write(_entries, oldestKey, null);
-        Write(_index, Key(RecipientKeys.Held(user, oldest.AuthorId, oldest.PostId)), null);
+        var oldest = Post.Parser.ParseFrom(entries.Get(oldestKey) ?? throw new InvalidOperationException($"{user}'s feed holds no entry at its floor, {head.Floor}."));
+        Write(entries, oldestKey, null);
+        Write(index, Key(RecipientKeys.Held(user, oldest.AuthorId, oldest.PostId)), null);
         return head.DroppedOldest(head.Floor);
     }
 

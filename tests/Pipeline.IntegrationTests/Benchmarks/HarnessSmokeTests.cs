@@ -107,7 +107,7 @@ public sealed class HarnessSmokeTests
         using var workload = new FeedWorkload(layout.BootstrapServers, subscribers: 20, fanOut: 4);
         workload.PostBacklog(10, timeout.Token);
 
-        var (elapsed, changelogRecords, transactions, _) = StatefulFanOutLoop.Run(layout.BootstrapServers, workload, expected: 40, feedSize: 1, timeout.Token);
+        var (elapsed, changelogRecords, transactions, _) = StatefulFanOutLoop.Run(layout.BootstrapServers, workload, expected: 40, feedSize: 1, partitions: 3, timeout.Token);
 
         // 10 posts: a ledger and a recent-posts write each; 40 adds: held key, entry and head each; 20 drops: 2 deletes each.
         Assert.Equal(10 * 2 + 40 * 3 + 20 * 2, changelogRecords);
