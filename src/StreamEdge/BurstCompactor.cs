@@ -77,25 +77,36 @@ public sealed class BurstCompactor(EdgeMetrics metrics, BlockPools pools, IOptio
     /// <summary>Whether a heap with <paramref name="freeBytes"/> of free space in its <paramref name="heapBytes"/> is worth a compaction's pause.</summary>
     public static bool IsWorthCompacting(long freeBytes, long heapBytes) => freeBytes > 0 && freeBytes >= heapBytes * MinFreeShare;
 
+    private readonly BurstPolicy _policy = new(options.Value.CompactAfterBurstOf);
+    private TimeSpan _trimmed;
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        var policy = new BurstPolicy(options.Value.CompactAfterBurstOf);
         var clock = Stopwatch.StartNew();
-        var trimmed = TimeSpan.Zero;
         using var timer = new PeriodicTimer(Tick);
         while (await timer.WaitForNextTickAsync(stoppingToken))
         {
-            // Not once the edge is stopping: its streams are ending, and a pause would only hold up the exit while
-            // their clients back off against a closed port.
-            if (policy.Observe(metrics.SubscriptionsOpened, clock.Elapsed) is > 0 and var burst && !lifetime.ApplicationStopping.IsCancellationRequested)
-            {
-                Settle(burst);
-            }
-            else if (clock.Elapsed - trimmed >= TrimWindow)
-            {
-                pools.Trim();
-                trimmed = clock.Elapsed;
-            }
+            Look(clock.Elapsed);
+        }
+    }
+
+    /// <summary>
+    /// One look, <paramref name="now"/> after the compactor started: settles a burst that has just ended, else trims
+    /// the pools once a <see cref="TrimWindow"/>. The background loop looks once a second; tests look with the times
+    /// they choose, since a loaded machine can delay the loop's looks by many seconds.
+    /// </summary>
+    public void Look(TimeSpan now)
+    {
+        // Not once the edge is stopping: its streams are ending, and a pause would only hold up the exit while
+        // their clients back off against a closed port.
+        if (_policy.Observe(metrics.SubscriptionsOpened, now) is > 0 and var burst && !lifetime.ApplicationStopping.IsCancellationRequested)
+        {
+            Settle(burst);
+        }
+        else if (now - _trimmed >= TrimWindow)
+        {
+            pools.Trim();
+            _trimmed = now;
         }
     }
 

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
@@ -98,75 +99,127 @@ public sealed class BurstCompactorTests
     public void Compaction_IsWorthItsPause_OnlyWithATenthOfTheHeapFree(long free, long heap, bool worth) =>
         Assert.Equal(worth, BurstCompactor.IsWorthCompacting(free, heap));
 
+    /// <summary>
+    /// Driven through <see cref="BurstCompactor.Look"/> with the times of a loop that looks once a second: the real
+    /// loop's looks are thread-pool work, which the whole test suite beside it on 2 cores once delayed past a 45 s wait.
+    /// </summary>
     [Fact]
-    public async Task ABurstOfStreams_IsSettledOnce_AfterItsOpensGoQuiet()
+    public void ABurstOfStreams_IsSettledOnce_AfterItsOpensGoQuiet()
     {
-        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
-        var meters = services.GetRequiredService<IMeterFactory>();
-        using var metrics = new EdgeMetrics(meters);
-        using var bursts = new MetricCollector<long>(meters, EdgeMetrics.MeterName, "feed.edge.subscribe_bursts");
-        using var pauses = new MetricCollector<double>(meters, EdgeMetrics.MeterName, "feed.edge.burst_compaction.duration");
-        var logger = new FakeLogger<BurstCompactor>();
-        using var lifetime = new Lifetime();
-        var pools = new BlockPools(metrics);
-        using var pool = pools.Create();
+        using var rig = new Rig();
+        using var pauses = new MetricCollector<double>(rig.Meters, EdgeMetrics.MeterName, "feed.edge.burst_compaction.duration");
+        using var pool = rig.Pools.Create();
         foreach (var block in Enumerable.Range(0, 5).Select(_ => pool.Rent()).ToList())
         {
             block.Dispose();
         }
 
-        using var compactor = new BurstCompactor(metrics, pools, Options.Create(new EdgeOptions { CompactAfterBurstOf = 500 }), lifetime, logger);
-        await compactor.StartAsync(CancellationToken.None);
+        rig.Compactor.Look(Second(1));
+        Open(rig.Metrics, 600);
 
-        // 6,000 opens before the compactor's first look: a burst, even if a busy machine delays that look by many
-        // seconds (it judges the rate over the time since its last look). The burst is over QuietTime later.
-        Open(metrics, 6_000);
-
-        using var timeout = new CancellationTokenSource(BurstPolicy.QuietTime + TimeSpan.FromSeconds(40));
-        while (bursts.GetMeasurementSnapshot().Count == 0)
+        // Busy at second 2; quiet from second 3 on; over once QuietTime has passed since the last busy look.
+        var settledAt = 2 + (int)BurstPolicy.QuietTime.TotalSeconds;
+        for (var second = 2; second <= settledAt + 5; second++)
         {
-            await Task.Delay(100, timeout.Token);
+            rig.Compactor.Look(Second(second));
+            Assert.Equal(second < settledAt ? 0 : 1, rig.Bursts.GetMeasurementSnapshot().Count);
+            Assert.True(second >= settledAt || rig.Pools.FreeBytes > 0, "the pools keep their free blocks until the burst has settled");
         }
-
-        await Task.Delay(TimeSpan.FromSeconds(2), timeout.Token);
-        await compactor.StopAsync(CancellationToken.None);
 
         // Settled once: the buffer pools' free blocks released, then compacted or not by this test process's own
         // heap; either way logged with the burst's size, and a compaction's pause recorded.
-        Assert.Equal(0, pools.FreeBytes);
-        var burst = Assert.Single(bursts.GetMeasurementSnapshot());
+        Assert.Equal(0, rig.Pools.FreeBytes);
+        var burst = Assert.Single(rig.Bursts.GetMeasurementSnapshot());
         var outcome = Assert.IsType<string>(burst.Tags["outcome"]);
         Assert.Contains(outcome, (string[])["compacted", "skipped"]);
         Assert.Equal(outcome == "compacted" ? 1 : 0, pauses.GetMeasurementSnapshot().Count);
-        Assert.Contains("burst of 6000 stream opens", logger.Collector.LatestRecord.Message, StringComparison.Ordinal);
+        Assert.Contains("burst of 600 stream opens", rig.Logger.Collector.LatestRecord.Message, StringComparison.Ordinal);
     }
 
     [Fact]
     public async Task ABurst_ThatSettlesWhileTheEdgeIsStopping_IsNotCompacted()
     {
-        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
-        var meters = services.GetRequiredService<IMeterFactory>();
-        using var metrics = new EdgeMetrics(meters);
-        using var bursts = new MetricCollector<long>(meters, EdgeMetrics.MeterName, "feed.edge.subscribe_bursts");
-        using var lifetime = new Lifetime();
-        using var compactor = new BurstCompactor(metrics, new BlockPools(metrics), Options.Create(new EdgeOptions { CompactAfterBurstOf = 500 }), lifetime, new FakeLogger<BurstCompactor>());
-        await compactor.StartAsync(CancellationToken.None);
-        Open(metrics, 6_000);
+        using var rig = new Rig();
+        rig.Compactor.Look(Second(1));
+        Open(rig.Metrics, 600);
+        rig.Compactor.Look(Second(2));
 
-        await Task.Delay(TimeSpan.FromSeconds(1.5));
-        await lifetime.StopAsync();
+        await rig.Lifetime.StopAsync();
 
         // Long past the quiet time: the burst would have settled, but the edge is stopping.
-        await Task.Delay(BurstPolicy.QuietTime + TimeSpan.FromSeconds(2));
-        await compactor.StopAsync(CancellationToken.None);
-        Assert.Empty(bursts.GetMeasurementSnapshot());
+        for (var second = 3; second <= 20; second++)
+        {
+            rig.Compactor.Look(Second(second));
+        }
+
+        Assert.Empty(rig.Bursts.GetMeasurementSnapshot());
     }
+
+    /// <summary>The background loop itself: started, it looks once a second and settles a burst on its own.</summary>
+    [Fact]
+    public async Task Started_ItLooksOnItsOwn()
+    {
+        using var rig = new Rig();
+        await rig.Compactor.StartAsync(CancellationToken.None);
+
+        // 60,000 opens: a burst even if the first look comes 10 minutes late (the rate is judged since the last look).
+        Open(rig.Metrics, 60_000);
+        var waited = Stopwatch.StartNew();
+        while (rig.Bursts.GetMeasurementSnapshot().Count == 0)
+        {
+            Assert.False(rig.Compactor.ExecuteTask!.IsFaulted, rig.Compactor.ExecuteTask.Exception?.ToString());
+            Assert.True(waited.Elapsed < TimeSpan.FromMinutes(3), "the loop settled no burst in 3 minutes");
+            await Task.Delay(100);
+        }
+
+        await rig.Compactor.StopAsync(CancellationToken.None);
+    }
+
+    private static TimeSpan Second(int second) => TimeSpan.FromSeconds(second);
 
     private static void Open(EdgeMetrics metrics, int streams)
     {
         for (var i = 0; i < streams; i++)
         {
             metrics.SubscriberAdded();
+        }
+    }
+
+    /// <summary>A compactor for bursts of at least 500 opens, with its metrics, pools, logger and lifetime.</summary>
+    private sealed class Rig : IDisposable
+    {
+        private readonly ServiceProvider _services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+
+        public Rig()
+        {
+            Meters = _services.GetRequiredService<IMeterFactory>();
+            Metrics = new EdgeMetrics(Meters);
+            Bursts = new MetricCollector<long>(Meters, EdgeMetrics.MeterName, "feed.edge.subscribe_bursts");
+            Pools = new BlockPools(Metrics);
+            Compactor = new BurstCompactor(Metrics, Pools, Options.Create(new EdgeOptions { CompactAfterBurstOf = 500 }), Lifetime, Logger);
+        }
+
+        public IMeterFactory Meters { get; }
+
+        public EdgeMetrics Metrics { get; }
+
+        public MetricCollector<long> Bursts { get; }
+
+        public BlockPools Pools { get; }
+
+        public FakeLogger<BurstCompactor> Logger { get; } = new();
+
+        public Lifetime Lifetime { get; } = new();
+
+        public BurstCompactor Compactor { get; }
+
+        public void Dispose()
+        {
+            Compactor.Dispose();
+            Lifetime.Dispose();
+            Bursts.Dispose();
+            Metrics.Dispose();
+            _services.Dispose();
         }
     }
 
