@@ -71,12 +71,12 @@ public sealed class StatefulFanOutLoop : IDisposable
     }
 
     /// <summary>Changelog records sent, store writes and deletes alike.</summary>
-    public long ChangelogRecords { get; private set; }
+    private long ChangelogRecords { get; set; }
 
-    public long Transactions { get; private set; }
+    private long Transactions { get; set; }
 
     /// <summary>Time spent committing: sending the offsets and waiting for the commit, which first waits for every record of the transaction to be acknowledged.</summary>
-    public TimeSpan CommitTime { get; private set; }
+    private TimeSpan CommitTime { get; set; }
 
     /// <summary>
     /// Consumes social.posts from the start until <paramref name="expected"/> feed updates are out and committed; the
